@@ -3,5 +3,9 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod event;
 pub mod reference;
+pub mod report;
 pub mod secret;
+pub mod shard;
+pub mod state;
