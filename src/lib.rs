@@ -4,8 +4,11 @@
 
 pub mod config;
 pub mod event;
+pub mod plan;
+pub mod platform;
 pub mod reference;
 pub mod report;
+pub mod run;
 pub mod secret;
 pub mod shard;
 pub mod state;
