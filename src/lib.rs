@@ -11,5 +11,6 @@ pub mod reference;
 pub mod report;
 pub mod run;
 pub mod secret;
+pub mod select;
 pub mod shard;
 pub mod state;
