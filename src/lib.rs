@@ -6,6 +6,7 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod event;
+pub mod manifest;
 pub mod plan;
 pub mod platform;
 pub mod reference;

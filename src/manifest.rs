@@ -1,0 +1,289 @@
+//! Manifests of both families (Docker schema 2 and OCI): what they point at, and the one
+//! kind ferry writes itself, a manifest list of pushed platform images.
+//!
+//! Owns the JSON shapes (through oci-spec's types). It must not do I/O; copies keep the
+//! source bytes untouched, so parsing here is only ever for reading.
+
+use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
+use thiserror::Error;
+
+use crate::platform::Platform;
+
+/// Docker schema 2 image manifest.
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Docker schema 2 manifest list.
+pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// OCI image manifest.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// OCI image index.
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// A manifest that cannot be read.
+#[derive(Debug, Error)]
+#[error("unreadable manifest ({media_type}): {cause}")]
+pub struct ManifestError {
+    media_type: String,
+    cause: String,
+}
+
+/// What a manifest is.
+#[derive(Debug, Clone)]
+pub enum Parsed {
+    /// A list of platform manifests.
+    Index(Vec<Child>),
+    /// One image: its config and layers.
+    Image(ImageParts),
+}
+
+/// One entry of an index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Child {
+    /// Digest of the platform manifest.
+    pub digest: String,
+    /// Its media type.
+    pub media_type: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its platform, when the index says (attestations and artifacts have none).
+    pub platform: Option<Platform>,
+}
+
+/// The blobs of one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageParts {
+    /// The config blob.
+    pub config: Blob,
+    /// The layers, bottom first.
+    pub layers: Vec<Blob>,
+}
+
+impl ImageParts {
+    /// Config first, then every layer.
+    pub fn blobs(&self) -> impl Iterator<Item = &Blob> {
+        std::iter::once(&self.config).chain(&self.layers)
+    }
+}
+
+/// A blob a manifest points at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blob {
+    /// `sha256:…`
+    pub digest: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Media type.
+    pub media_type: String,
+    /// A foreign (non-distributable) layer, served from `urls` rather than the registry;
+    /// registries do not hold it, so copies leave it out.
+    pub foreign: bool,
+}
+
+/// True for the two index media types.
+pub fn is_index(media_type: &str) -> bool {
+    media_type == DOCKER_MANIFEST_LIST || media_type == OCI_INDEX
+}
+
+/// Reads a manifest of any of the four media types (an empty type is guessed from JSON).
+pub fn parse(media_type: &str, bytes: &[u8]) -> Result<Parsed, ManifestError> {
+    let error = |cause: String| ManifestError {
+        media_type: media_type.to_owned(),
+        cause,
+    };
+    let looks_like_index = || {
+        serde_json::from_slice::<serde_json::Value>(bytes)
+            .map(|v| v.get("manifests").is_some())
+            .unwrap_or(false)
+    };
+    if is_index(media_type) || (media_type.is_empty() && looks_like_index()) {
+        let index: ImageIndex = serde_json::from_slice(bytes).map_err(|e| error(e.to_string()))?;
+        let children = index.manifests().iter().map(child).collect();
+        return Ok(Parsed::Index(children));
+    }
+    let manifest: ImageManifest =
+        serde_json::from_slice(bytes).map_err(|e| error(e.to_string()))?;
+    Ok(Parsed::Image(ImageParts {
+        config: blob(manifest.config()),
+        layers: manifest.layers().iter().map(blob).collect(),
+    }))
+}
+
+/// The platform an image config declares (`os`, `architecture`, `variant`).
+pub fn config_platform(config: &[u8]) -> Option<Platform> {
+    #[derive(serde::Deserialize)]
+    struct Config {
+        os: String,
+        architecture: String,
+        variant: Option<String>,
+    }
+    let config: Config = serde_json::from_slice(config).ok()?;
+    Some(Platform::new(
+        &config.os,
+        &config.architecture,
+        config.variant.as_deref(),
+    ))
+}
+
+/// Writes a manifest list (Docker when `docker` is set, else an OCI index) over entries.
+pub fn build_list(
+    docker: bool,
+    entries: &[Child],
+) -> Result<(Vec<u8>, &'static str), ManifestError> {
+    let media_type = if docker {
+        DOCKER_MANIFEST_LIST
+    } else {
+        OCI_INDEX
+    };
+    let error = |cause: String| ManifestError {
+        media_type: media_type.to_owned(),
+        cause,
+    };
+    let list = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media_type,
+        "manifests": entries.iter().map(|entry| {
+            let mut value = serde_json::json!({
+                "mediaType": entry.media_type,
+                "digest": entry.digest,
+                "size": entry.size,
+            });
+            if let Some(platform) = &entry.platform {
+                let mut p = serde_json::json!({
+                    "architecture": platform.architecture(),
+                    "os": platform.os(),
+                });
+                if let Some(variant) = platform.variant() {
+                    p["variant"] = variant.into();
+                }
+                value["platform"] = p;
+            }
+            value
+        }).collect::<Vec<_>>(),
+    });
+    let bytes = serde_json::to_vec_pretty(&list).map_err(|e| error(e.to_string()))?;
+    Ok((bytes, media_type))
+}
+
+fn child(descriptor: &Descriptor) -> Child {
+    Child {
+        digest: descriptor.digest().to_string(),
+        media_type: descriptor.media_type().to_string(),
+        size: descriptor.size(),
+        platform: descriptor.platform().as_ref().map(|p| {
+            Platform::new(
+                &p.os().to_string(),
+                &p.architecture().to_string(),
+                p.variant().as_deref(),
+            )
+        }),
+    }
+}
+
+fn blob(descriptor: &Descriptor) -> Blob {
+    let media_type = descriptor.media_type();
+    let non_distributable = matches!(
+        media_type,
+        MediaType::ImageLayerNonDistributable
+            | MediaType::ImageLayerNonDistributableGzip
+            | MediaType::ImageLayerNonDistributableZstd
+    ) || media_type.to_string().contains("foreign");
+    Blob {
+        digest: descriptor.digest().to_string(),
+        size: descriptor.size(),
+        media_type: media_type.to_string(),
+        foreign: non_distributable && descriptor.urls().as_ref().is_some_and(|u| !u.is_empty()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    const C: &str = "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+
+    #[test]
+    fn docker_list_children_and_platforms() {
+        let list = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{DOCKER_MANIFEST_LIST}","manifests":[
+            {{"mediaType":"{DOCKER_MANIFEST}","digest":"{A}","size":10,"platform":{{"architecture":"amd64","os":"linux"}}}},
+            {{"mediaType":"{DOCKER_MANIFEST}","digest":"{B}","size":11,"platform":{{"architecture":"arm64","os":"linux","variant":"v8"}}}},
+            {{"mediaType":"{DOCKER_MANIFEST}","digest":"{C}","size":12,"platform":{{"architecture":"amd64","os":"windows","os.version":"10.0.17763.5122"}}}}]}}"#
+        );
+        let Parsed::Index(children) = parse(DOCKER_MANIFEST_LIST, list.as_bytes()).expect("parse")
+        else {
+            panic!("an index");
+        };
+        let platforms: Vec<String> = children
+            .iter()
+            .map(|c| {
+                c.platform
+                    .as_ref()
+                    .map(|p| p.to_string())
+                    .unwrap_or_default()
+            })
+            .collect();
+        assert_eq!(
+            platforms,
+            ["linux/amd64", "linux/arm64/v8", "windows/amd64"]
+        );
+        assert_eq!(children[1].digest, B);
+        assert_eq!(children[2].size, 12);
+        assert!(
+            matches!(parse("", list.as_bytes()), Ok(Parsed::Index(_))),
+            "guessed from JSON"
+        );
+    }
+
+    #[test]
+    fn oci_manifest_blobs_and_foreign_layers() {
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}",
+            "config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{A}","size":5}},
+            "layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{B}","size":6}},
+            {{"mediaType":"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip","digest":"{C}","size":7,"urls":["https://example.invalid/l"]}}]}}"#
+        );
+        let Parsed::Image(parts) = parse(OCI_MANIFEST, manifest.as_bytes()).expect("parse") else {
+            panic!("an image");
+        };
+        let digests: Vec<&str> = parts.blobs().map(|b| b.digest.as_str()).collect();
+        assert_eq!(digests, [A, B, C]);
+        assert!(!parts.layers[0].foreign);
+        assert!(parts.layers[1].foreign);
+        assert!(parse(OCI_MANIFEST, b"{not json").is_err());
+    }
+
+    #[test]
+    fn built_list_parses_back() {
+        let entries = vec![
+            Child {
+                digest: A.into(),
+                media_type: DOCKER_MANIFEST.into(),
+                size: 10,
+                platform: Some("linux/amd64".parse().expect("platform")),
+            },
+            Child {
+                digest: B.into(),
+                media_type: DOCKER_MANIFEST.into(),
+                size: 11,
+                platform: Some("linux/arm64/v8".parse().expect("platform")),
+            },
+        ];
+        let (bytes, media_type) = build_list(true, &entries).expect("build");
+        assert_eq!(media_type, DOCKER_MANIFEST_LIST);
+        let Parsed::Index(children) = parse(media_type, &bytes).expect("parse") else {
+            panic!("an index");
+        };
+        assert_eq!(children, entries);
+    }
+
+    #[test]
+    fn config_platform_reads_os_and_architecture() {
+        let config = br#"{"architecture":"arm64","os":"linux","variant":"v8","rootfs":{}}"#;
+        assert_eq!(
+            config_platform(config).map(|p| p.to_string()).as_deref(),
+            Some("linux/arm64/v8")
+        );
+        assert_eq!(config_platform(b"[]"), None);
+    }
+}
