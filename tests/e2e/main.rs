@@ -1,1 +1,3 @@
 //! The one integration test binary: real dockerd, real registries.
+
+mod docker;
