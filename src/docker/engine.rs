@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use bollard::query_parameters::{ListImagesOptions, RemoveImageOptions, TagImageOptions};
 use bollard::{BollardRequest, Docker, API_DEFAULT_VERSION};
@@ -23,6 +24,10 @@ pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
 
 /// Seconds bollard waits for the answer's headers on request/response endpoints.
 const REQUEST_TIMEOUT_SECONDS: u64 = 120;
+
+/// How long opening a connection to the daemon may take. Streams have no overall limit:
+/// a pull of a large image or a long build step may legitimately take many minutes.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A connection to one Docker daemon. Cheap to clone; clones share connections.
 #[derive(Debug, Clone)]
@@ -86,7 +91,10 @@ impl Engine {
         let api_version = format!("{}.{}", version.major_version, version.minor_version);
         let pinned = api_version.clone();
         let docker = docker.with_request_modifier(move |req| pin_api_version(req, &pinned));
-        let http = http.build().map_err(|e| unreachable(root_cause(&e)))?;
+        let http = http
+            .connect_timeout(CONNECT_TIMEOUT)
+            .build()
+            .map_err(|e| unreachable(root_cause(&e)))?;
         Ok(Engine {
             docker,
             streams: Streams {
@@ -296,6 +304,7 @@ fn pin_api_version(mut request: BollardRequest, version: &str) -> BollardRequest
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn bollard_paths_get_the_negotiated_version() {
@@ -310,6 +319,17 @@ mod tests {
         );
         let again = pin_api_version(pinned, "1.41");
         assert_eq!(again.uri().path(), "/v1.41/images/a%2Fb/json");
+    }
+
+    #[test]
+    fn hosts_are_unix_sockets_or_tcp_addresses() {
+        let unix = parse_host("unix:///run/user/1000/docker.sock");
+        assert!(
+            matches!(unix, Ok(Endpoint::Unix(p)) if p == Path::new("/run/user/1000/docker.sock"))
+        );
+        let tcp = parse_host("tcp://10.0.0.5:2375/");
+        assert!(matches!(tcp, Ok(Endpoint::Tcp(a)) if a == "10.0.0.5:2375"));
+        assert!(parse_host("npipe:////./pipe/docker_engine").is_err());
     }
 
     #[test]
