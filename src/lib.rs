@@ -5,6 +5,7 @@
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod docker;
 pub mod event;
 pub mod manifest;
 pub mod plan;

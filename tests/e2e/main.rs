@@ -1,4 +1,5 @@
 //! The one integration test binary: real dockerd, real registries.
 
+mod docker;
 mod env;
 mod support;

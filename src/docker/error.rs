@@ -1,0 +1,295 @@
+//! Errors of Docker Engine operations: one line, naming the image and the registry.
+//!
+//! Owns `DockerError` and the classification of daemon messages (not found, unauthorized,
+//! rate limited, transient); it must never hold a password: callers redact before building.
+
+use std::fmt;
+
+use thiserror::Error;
+
+/// The operation that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// Connecting to the daemon.
+    Connect,
+    /// `POST /images/create`.
+    Pull,
+    /// `POST /images/{name}/push`.
+    Push,
+    /// `POST /images/{name}/tag`.
+    Tag,
+    /// `GET /images/{name}/json`.
+    Inspect,
+    /// `GET /images/json`.
+    List,
+    /// `DELETE /images/{name}`.
+    Remove,
+    /// `POST /build`.
+    Build,
+}
+
+/// What kind of failure a registry or daemon message describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The image, tag, digest or repository does not exist.
+    NotFound,
+    /// Credentials missing or refused, or access denied.
+    Unauthorized,
+    /// HTTP 429 / `toomanyrequests`.
+    RateLimited,
+    /// Network trouble or a 5xx: worth another try.
+    Transient,
+    /// Anything else: a bad request, a failed build step.
+    Other,
+}
+
+/// Why an operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DockerErrorKind {
+    /// The daemon cannot be reached at all (socket missing, connection refused).
+    #[error("cannot reach the Docker daemon at {host}: {reason}")]
+    Unreachable {
+        /// `unix:///var/run/docker.sock` or `tcp://host:port`.
+        host: String,
+        /// The innermost cause.
+        reason: String,
+    },
+    /// The daemon or, through it, the registry refused (an HTTP error or an `errorDetail`).
+    #[error("{message}")]
+    Refused {
+        /// What the message means.
+        class: ErrorClass,
+        /// The message, on one line, passwords redacted.
+        message: String,
+    },
+    /// The connection to the daemon broke, or its answer ended before the result line.
+    #[error("the daemon's answer broke off: {0}")]
+    Interrupted(String),
+    /// The daemon answered something that is not its JSON stream.
+    #[error("unreadable answer from the daemon: {0}")]
+    Protocol(String),
+    /// A platform-specific pull got an image of another platform.
+    #[error("wanted platform {wanted}, the daemon has {actual}")]
+    PlatformMismatch {
+        /// The platform asked for.
+        wanted: String,
+        /// The platform of the image the daemon now holds.
+        actual: String,
+    },
+    /// The request cannot be made as asked (no tag to push, unreadable build context).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A failed Docker Engine operation. Its message is one line and never contains a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub struct DockerError {
+    operation: Operation,
+    subject: String,
+    registry: Option<String>,
+    kind: DockerErrorKind,
+}
+
+impl DockerError {
+    /// An error of `operation` on `subject` (an image reference, id or `a as b`).
+    pub fn new(operation: Operation, subject: impl Into<String>, kind: DockerErrorKind) -> Self {
+        DockerError {
+            operation,
+            subject: subject.into(),
+            registry: None,
+            kind,
+        }
+    }
+
+    /// The same error, naming the registry involved.
+    pub fn with_registry(mut self, registry: impl Into<String>) -> Self {
+        self.registry = Some(registry.into());
+        self
+    }
+
+    /// The operation that failed.
+    pub fn operation(&self) -> Operation {
+        self.operation
+    }
+
+    /// The image (or `source as target`) the operation was about.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// The registry involved, for pulls and pushes.
+    pub fn registry(&self) -> Option<&str> {
+        self.registry.as_deref()
+    }
+
+    /// Why it failed.
+    pub fn kind(&self) -> &DockerErrorKind {
+        &self.kind
+    }
+
+    /// The class of a refusal; `None` for the other kinds.
+    pub fn class(&self) -> Option<ErrorClass> {
+        match &self.kind {
+            DockerErrorKind::Refused { class, .. } => Some(*class),
+            _ => None,
+        }
+    }
+
+    /// True when trying the same operation again may succeed: rate limits, network trouble
+    /// and 5xx between daemon and registry, an answer that broke off. A missing image,
+    /// refused credentials, an unreachable daemon or a failed build step are not retried.
+    pub fn is_retryable(&self) -> bool {
+        match &self.kind {
+            DockerErrorKind::Refused { class, .. } => {
+                matches!(class, ErrorClass::RateLimited | ErrorClass::Transient)
+            }
+            DockerErrorKind::Interrupted(_) => true,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for DockerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verb = match self.operation {
+            Operation::Connect => return write!(f, "{}", self.kind),
+            Operation::Pull => "pull",
+            Operation::Push => "push",
+            Operation::Tag => "tag",
+            Operation::Inspect => "inspect",
+            Operation::List => "list",
+            Operation::Remove => "remove",
+            Operation::Build => "build",
+        };
+        write!(f, "cannot {verb} {}", self.subject)?;
+        match (self.operation, &self.registry) {
+            (Operation::Pull, Some(registry)) => write!(f, " from {registry}")?,
+            (_, Some(registry)) => write!(f, " to {registry}")?,
+            (_, None) => {}
+        }
+        write!(f, ": {}", self.kind)
+    }
+}
+
+/// A daemon or registry message on one line: whitespace runs, newlines included, become one space.
+pub(crate) fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Classifies a refusal by the daemon's HTTP status (when there was one) and its message.
+pub(crate) fn classify(status: Option<u16>, message: &str) -> ErrorClass {
+    let m = message.to_ascii_lowercase();
+    let has = |needles: &[&str]| needles.iter().any(|n| m.contains(n));
+    if status == Some(429) || has(&["toomanyrequests", "too many requests", "rate limit"]) {
+        ErrorClass::RateLimited
+    } else if matches!(status, Some(401 | 403))
+        || has(&[
+            "unauthorized",
+            "authentication required",
+            "no basic auth credentials",
+            "denied",
+            "incorrect username or password",
+        ])
+    {
+        ErrorClass::Unauthorized
+    } else if status == Some(404)
+        || has(&[
+            "manifest unknown",
+            "name unknown",
+            "not found",
+            "no such image",
+            "does not exist",
+        ])
+    {
+        ErrorClass::NotFound
+    } else if has(&[
+        "500 internal server error",
+        "502 bad gateway",
+        "503 service unavailable",
+        "504 gateway timeout",
+        "unexpected http status: 5",
+        "i/o timeout",
+        "timeout exceeded",
+        "tls handshake timeout",
+        "connection reset",
+        "connection refused",
+        "broken pipe",
+        "unexpected eof",
+        ": eof",
+        "context deadline exceeded",
+        "request canceled",
+        "temporary failure",
+    ]) {
+        ErrorClass::Transient
+    } else {
+        ErrorClass::Other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_classified() {
+        let table = [
+            (Some(404), "manifest for r/x:nope not found: manifest unknown: manifest unknown", ErrorClass::NotFound),
+            (None, "manifest unknown: manifest unknown", ErrorClass::NotFound),
+            (None, "unauthorized: authentication required", ErrorClass::Unauthorized),
+            (None, "no basic auth credentials", ErrorClass::Unauthorized),
+            (None, "pull access denied for x, repository does not exist or may require 'docker login': denied: requested access to the resource is denied", ErrorClass::Unauthorized),
+            (None, "toomanyrequests: You have reached your pull rate limit.", ErrorClass::RateLimited),
+            (Some(500), "Get \"https://r/v2/\": dial tcp 10.0.0.1:443: i/o timeout", ErrorClass::Transient),
+            (None, "received unexpected HTTP status: 503 Service Unavailable", ErrorClass::Transient),
+            (None, "Get \"http://127.0.0.1:1/v2/\": dial tcp 127.0.0.1:1: connect: connection refused", ErrorClass::Transient),
+            (None, "The command '/bin/sh -c false' returned a non-zero code: 1", ErrorClass::Other),
+        ];
+        for (status, message, want) in table {
+            assert_eq!(classify(status, message), want, "{message}");
+        }
+    }
+
+    #[test]
+    fn display_is_one_line_naming_image_and_registry() {
+        let kind = DockerErrorKind::Refused {
+            class: ErrorClass::NotFound,
+            message: one_line("manifest unknown:\n  manifest unknown"),
+        };
+        let err = DockerError::new(Operation::Pull, "127.0.0.1:5000/a/b:nope", kind)
+            .with_registry("127.0.0.1:5000");
+        assert_eq!(
+            err.to_string(),
+            "cannot pull 127.0.0.1:5000/a/b:nope from 127.0.0.1:5000: manifest unknown: manifest unknown"
+        );
+        assert!(!err.is_retryable());
+
+        let err = DockerError::new(
+            Operation::Connect,
+            "unix:///nope.sock",
+            DockerErrorKind::Unreachable {
+                host: "unix:///nope.sock".into(),
+                reason: "No such file or directory (os error 2)".into(),
+            },
+        );
+        assert_eq!(
+            err.to_string(),
+            "cannot reach the Docker daemon at unix:///nope.sock: No such file or directory (os error 2)"
+        );
+    }
+
+    #[test]
+    fn only_transient_trouble_is_retryable() {
+        let refused = |class| DockerErrorKind::Refused {
+            class,
+            message: "m".into(),
+        };
+        let err = |kind| DockerError::new(Operation::Push, "r/x:1", kind);
+        assert!(err(refused(ErrorClass::RateLimited)).is_retryable());
+        assert!(err(refused(ErrorClass::Transient)).is_retryable());
+        assert!(err(DockerErrorKind::Interrupted("eof".into())).is_retryable());
+        assert!(!err(refused(ErrorClass::Unauthorized)).is_retryable());
+        assert!(!err(refused(ErrorClass::NotFound)).is_retryable());
+        assert!(!err(refused(ErrorClass::Other)).is_retryable());
+        assert!(!err(DockerErrorKind::Invalid("no tag".into())).is_retryable());
+    }
+}
