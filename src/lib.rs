@@ -17,3 +17,4 @@ pub mod secret;
 pub mod select;
 pub mod shard;
 pub mod state;
+pub mod transport;

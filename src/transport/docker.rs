@@ -1,0 +1,297 @@
+//! Through the Docker daemon: pull each Linux platform, tag, push, and for a multi-platform
+//! source write a manifest list of exactly the pushed platforms.
+//!
+//! Owns the daemon side of a copy and the layer-cache bookkeeping. It must not move a
+//! target tag before every platform image it lists is pushed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use tokio::sync::Mutex;
+
+use super::failure;
+use crate::credentials::Credentials;
+use crate::docker::{DockerApi, DockerError, DockerEvent, RegistryAuth};
+use crate::event::{LayerStatus, Outcome};
+use crate::manifest::{self, Child, Parsed};
+use crate::plan::Job;
+use crate::platform::Platform;
+use crate::reference::{Reference, DOCKER_HUB};
+use crate::registry::RegistryClient;
+use crate::run::{JobEvents, Transport};
+use crate::state::State;
+
+/// Tag under which the platform images of a multi-platform copy are pushed before the
+/// manifest list takes the real tag; the distribution API cannot delete a tag afterwards.
+pub const STAGING_TAG: &str = "ferry-staging";
+/// Attempts for one daemon pull or push on a retryable error.
+const ATTEMPTS: u32 = 3;
+
+/// Why a copy stopped.
+#[derive(Debug, thiserror::Error)]
+enum CopyError {
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+    #[error(transparent)]
+    Manifest(#[from] manifest::ManifestError),
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    #[error("{0}")]
+    Other(String),
+    /// Not an error: nothing to copy, for this reason.
+    #[error("{0}")]
+    Skip(String),
+}
+
+/// What one source tag resolves to: one image, or the chosen Linux platforms of an index.
+enum Source {
+    Image,
+    Index { docker: bool, chosen: Vec<Child> },
+}
+
+/// Copies images by pulling, tagging and pushing through the daemon.
+pub struct DockerTransport<D: DockerApi> {
+    docker: D,
+    source: RegistryClient,
+    target: RegistryClient,
+    state: Arc<State>,
+    force: bool,
+    /// One multi-platform copy at a time per target repository (they share the staging tag).
+    staging: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+}
+
+impl<D: DockerApi> DockerTransport<D> {
+    /// A transport over `docker`, reading manifests with `source`, writing manifest lists and
+    /// checking targets with `target` (its push-side twin), recording pushes in `state`.
+    pub fn new(docker: D, source: RegistryClient, target: RegistryClient, state: Arc<State>, force: bool) -> Self {
+        DockerTransport {
+            docker,
+            source,
+            target,
+            state,
+            force,
+            staging: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn copy_job(&self, job: &Job, events: &JobEvents) -> Result<Outcome, CopyError> {
+        let top = self.source.get_manifest(&job.source).await?;
+        let source = self.resolve(job, &top.media_type, &top.bytes).await?;
+        if !self.force {
+            if let Some(pushed) = self.state.pushed(&job.target.to_string(), &top.digest) {
+                let head = self.target.head_manifest(&job.target).await?;
+                if head.and_then(|h| h.digest).as_deref() == Some(pushed.as_str()) {
+                    return Ok(Outcome::Skipped {
+                        reason: "unchanged".to_owned(),
+                    });
+                }
+            }
+        }
+        let pull_auth = self.auth(&self.source, &job.source).await?;
+        let push_auth = self.auth(&self.target, &job.target).await?;
+        let (digest, bytes) = match source {
+            Source::Image => {
+                let pinned = job.source.with_digest(&top.digest).map_err(other)?;
+                let bytes = self.pull(&pinned, None, pull_auth.as_ref(), events).await?;
+                self.docker.tag(&pinned.to_string(), &job.target).await?;
+                let digest = self.push(&job.target, push_auth.as_ref(), events).await?;
+                (digest, bytes)
+            }
+            Source::Index { docker, chosen } => {
+                let gate = self.staging_gate(&job.target).await;
+                let _turn = gate.lock().await;
+                let staging = job.target.with_tag(STAGING_TAG).map_err(other)?;
+                let mut entries = Vec::with_capacity(chosen.len());
+                let mut bytes = 0;
+                for child in &chosen {
+                    let pinned = job.source.with_digest(&child.digest).map_err(other)?;
+                    bytes += self
+                        .pull(&pinned, child.platform.as_ref(), pull_auth.as_ref(), events)
+                        .await?;
+                    self.docker.tag(&pinned.to_string(), &staging).await?;
+                    let pushed = self.push(&staging, push_auth.as_ref(), events).await?;
+                    let at = job.target.with_digest(&pushed).map_err(other)?;
+                    let head = self.target.head_manifest(&at).await?.ok_or_else(|| {
+                        CopyError::Other(format!("pushed {at} but the registry does not serve it"))
+                    })?;
+                    entries.push(Child {
+                        digest: pushed,
+                        media_type: head
+                            .media_type
+                            .unwrap_or_else(|| manifest::DOCKER_MANIFEST.to_owned()),
+                        size: head.size.unwrap_or_default(),
+                        platform: child.platform.clone(),
+                    });
+                }
+                let (list, media_type) = manifest::build_list(docker, &entries)?;
+                let digest = self
+                    .target
+                    .put_manifest(&job.target, Bytes::from(list), media_type)
+                    .await?;
+                (digest, bytes)
+            }
+        };
+        self.state
+            .record_push(&job.target.to_string(), &top.digest, &digest)?;
+        Ok(Outcome::Copied { bytes, digest })
+    }
+
+    /// Which platforms to pull: skips sources without a (selected) Linux platform.
+    async fn resolve(&self, job: &Job, media_type: &str, bytes: &[u8]) -> Result<Source, CopyError> {
+        let selected = |p: &Platform| {
+            p.is_linux() && (job.platforms.is_empty() || job.platforms.iter().any(|w| w.selects(p)))
+        };
+        match manifest::parse(media_type, bytes)? {
+            Parsed::Index(children) => {
+                let chosen: Vec<Child> = children
+                    .into_iter()
+                    .filter(|c| c.platform.as_ref().is_some_and(selected))
+                    .collect();
+                if chosen.is_empty() {
+                    return Err(CopyError::Skip("no selected Linux platform".to_owned()));
+                }
+                Ok(Source::Index {
+                    docker: media_type == manifest::DOCKER_MANIFEST_LIST,
+                    chosen,
+                })
+            }
+            Parsed::Image(parts) => {
+                let config: Vec<u8> = self
+                    .source
+                    .get_blob(&job.source, &parts.config.digest)
+                    .await?
+                    .map_ok(|chunk| chunk.to_vec())
+                    .try_concat()
+                    .await?;
+                match manifest::config_platform(&config) {
+                    Some(p) if !selected(&p) => Err(CopyError::Skip(format!("platform {p} not selected"))),
+                    _ => Ok(Source::Image),
+                }
+            }
+        }
+    }
+
+    /// Pulls with retries; records the image in the layer cache. Returns bytes downloaded.
+    async fn pull(
+        &self,
+        image: &Reference,
+        platform: Option<&Platform>,
+        auth: Option<&RegistryAuth>,
+        events: &JobEvents,
+    ) -> Result<u64, CopyError> {
+        let sink = LayerSink::new(events);
+        let pulled = retry(events, || self.docker.pull(image, platform, auth, &sink)).await?;
+        let key = image.to_string();
+        if let Some(info) = self.docker.inspect(&key).await? {
+            let ours = pulled.downloaded || self.state.cached().contains_key(&info.id);
+            if ours {
+                self.state.touch_cached(&info.id, &key, info.size)?;
+            }
+        }
+        Ok(sink.bytes())
+    }
+
+    async fn push(&self, target: &Reference, auth: Option<&RegistryAuth>, events: &JobEvents) -> Result<String, CopyError> {
+        let sink = LayerSink::new(events);
+        Ok(retry(events, || self.docker.push(target, auth, &sink)).await?)
+    }
+
+    async fn auth(&self, client: &RegistryClient, reference: &Reference) -> Result<Option<RegistryAuth>, CopyError> {
+        let credentials = client.credentials(reference).await?;
+        Ok(credentials.and_then(|c| match c {
+            Credentials::Basic { username, password } => Some(RegistryAuth::new(
+                &username,
+                password,
+                &server_address(reference),
+            )),
+            Credentials::IdentityToken(_) => None,
+        }))
+    }
+
+    async fn staging_gate(&self, target: &Reference) -> Arc<Mutex<()>> {
+        let mut gates = self.staging.lock().await;
+        gates.entry(target.repository_name()).or_default().clone()
+    }
+}
+
+impl<D: DockerApi> Transport for DockerTransport<D> {
+    async fn copy(&self, job: &Job, events: &JobEvents) -> Outcome {
+        match self.copy_job(job, events).await {
+            Ok(outcome) => outcome,
+            Err(CopyError::Skip(reason)) => Outcome::Skipped { reason },
+            Err(error) => failure(job, error),
+        }
+    }
+}
+
+/// The daemon's name for a registry in `X-Registry-Auth`.
+fn server_address(reference: &Reference) -> String {
+    if reference.registry() == DOCKER_HUB {
+        "https://index.docker.io/v1/".to_owned()
+    } else {
+        reference.registry().to_owned()
+    }
+}
+
+/// Runs a daemon operation up to [`ATTEMPTS`] times while its error is retryable.
+async fn retry<T, F, Fut>(events: &JobEvents, mut operation: F) -> Result<T, DockerError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, DockerError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match operation().await {
+            Err(error) if error.is_retryable() && attempt < ATTEMPTS => {
+                let wait = Duration::from_secs(1 << attempt);
+                attempt += 1;
+                events.retrying(attempt, wait, &error.to_string());
+                tokio::time::sleep(wait).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Forwards daemon layer progress as job events and counts the bytes of finished layers.
+struct LayerSink<'a> {
+    events: &'a JobEvents,
+    sizes: std::sync::Mutex<HashMap<String, u64>>,
+}
+
+impl<'a> LayerSink<'a> {
+    fn new(events: &'a JobEvents) -> Self {
+        LayerSink {
+            events,
+            sizes: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn bytes(&self) -> u64 {
+        self.sizes.lock().map(|s| s.values().sum()).unwrap_or(0)
+    }
+}
+
+impl crate::docker::EventSink for LayerSink<'_> {
+    fn send(&self, event: DockerEvent) {
+        let DockerEvent::Layer(layer) = event else {
+            return;
+        };
+        if let (LayerStatus::Downloading | LayerStatus::Pushing, Some(total)) = (layer.status, layer.total) {
+            if let Ok(mut sizes) = self.sizes.lock() {
+                sizes.insert(layer.layer_id.clone(), total);
+            }
+        }
+        self.events
+            .layer(&layer.layer_id, layer.status, layer.current.unwrap_or(0), layer.total);
+    }
+}
+
+fn other(error: impl std::fmt::Display) -> CopyError {
+    CopyError::Other(error.to_string())
+}

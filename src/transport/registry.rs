@@ -1,0 +1,238 @@
+//! Registry to registry over the distribution API: manifests byte-identical, blobs the
+//! target has skipped, blobs of the same target registry mounted, the rest streamed once
+//! through the verified disk cache.
+//!
+//! Owns the order of a copy (blobs, then platform manifests, then the tag). It must not
+//! tag anything before every part it points at is in place.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+
+use super::failure;
+use crate::cache::BlobCache;
+use crate::event::{LayerStatus, Outcome};
+use crate::manifest::{self, Blob, Child, Parsed};
+use crate::plan::Job;
+use crate::platform::Platform;
+use crate::reference::Reference;
+use crate::registry::{BlobSource, MountOutcome, RegistryClient, RegistryError};
+use crate::run::{JobEvents, Transport};
+
+/// Blobs copied at once within one image.
+const BLOBS_AT_ONCE: usize = 4;
+
+/// Why a copy stopped.
+#[derive(Debug, thiserror::Error)]
+enum CopyError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Manifest(#[from] manifest::ManifestError),
+    #[error(transparent)]
+    Cache(#[from] crate::cache::CacheError),
+    #[error("{0}")]
+    Other(String),
+    /// Not an error: the job has nothing to copy, for this reason.
+    #[error("{0}")]
+    Skip(String),
+}
+
+/// Copies images between registries without a daemon.
+#[derive(Debug, Clone)]
+pub struct RegistryTransport {
+    source: RegistryClient,
+    target: RegistryClient,
+    cache: BlobCache,
+    force: bool,
+    /// Where on a target registry a blob is known to be: (registry, digest) → repository.
+    seen: Arc<Mutex<HashMap<(String, String), String>>>,
+}
+
+impl RegistryTransport {
+    /// A transport pulling with `source`, pushing with `target` (its push-side twin), and
+    /// caching blobs in `cache`. With `force`, targets that already match are copied again.
+    pub fn new(source: RegistryClient, target: RegistryClient, cache: BlobCache, force: bool) -> Self {
+        RegistryTransport {
+            source,
+            target,
+            cache,
+            force,
+            seen: Arc::default(),
+        }
+    }
+
+    async fn copy_job(&self, job: &Job, events: &JobEvents) -> Result<Outcome, CopyError> {
+        let top = self.source.get_manifest(&job.source).await?;
+        if !self.force {
+            if let Some(head) = self.target.head_manifest(&job.target).await? {
+                if head.digest.as_deref() == Some(top.digest.as_str()) {
+                    return Ok(Outcome::Skipped {
+                        reason: "unchanged".to_owned(),
+                    });
+                }
+            }
+        }
+        let mut bytes = 0;
+        let (manifest_bytes, media_type) = match manifest::parse(&top.media_type, &top.bytes)? {
+            Parsed::Image(parts) => {
+                let config = self.fetch_config(&job.source, &parts.config).await?;
+                if manifest::config_platform(&config).is_some_and(|p| !p.is_linux()) {
+                    return Err(CopyError::Skip("no Linux platform".to_owned()));
+                }
+                bytes += self.copy_blobs(job, parts.blobs(), events).await?;
+                (top.bytes.clone(), top.media_type.clone())
+            }
+            Parsed::Index(children) => {
+                let chosen = choose(&children, &job.platforms);
+                if !chosen.iter().any(|c| c.platform.as_ref().is_some_and(Platform::is_linux)) {
+                    return Err(CopyError::Skip("no Linux platform".to_owned()));
+                }
+                for child in &chosen {
+                    bytes += self.copy_child(job, child, events).await?;
+                }
+                if chosen.len() == children.len() {
+                    (top.bytes.clone(), top.media_type.clone())
+                } else {
+                    let docker = top.media_type == manifest::DOCKER_MANIFEST_LIST;
+                    let (list, media_type) = manifest::build_list(docker, &chosen)?;
+                    (Bytes::from(list), media_type.to_owned())
+                }
+            }
+        };
+        let digest = self
+            .target
+            .put_manifest(&job.target, manifest_bytes, &media_type)
+            .await?;
+        Ok(Outcome::Copied { bytes, digest })
+    }
+
+    /// Copies one platform manifest of an index: its blobs, then the manifest by digest.
+    async fn copy_child(&self, job: &Job, child: &Child, events: &JobEvents) -> Result<u64, CopyError> {
+        let source = job.source.with_digest(&child.digest).map_err(invalid)?;
+        let target = job.target.with_digest(&child.digest).map_err(invalid)?;
+        if !self.force && self.target.head_manifest(&target).await?.is_some() {
+            return Ok(0);
+        }
+        let manifest = self.source.get_manifest(&source).await?;
+        let Parsed::Image(parts) = manifest::parse(&manifest.media_type, &manifest.bytes)? else {
+            return Err(CopyError::Other(format!("nested index {} is not supported", child.digest)));
+        };
+        let bytes = self.copy_blobs(job, parts.blobs(), events).await?;
+        self.target
+            .put_manifest(&target, manifest.bytes, &manifest.media_type)
+            .await?;
+        Ok(bytes)
+    }
+
+    async fn fetch_config(&self, source: &Reference, config: &Blob) -> Result<Vec<u8>, CopyError> {
+        let (path, _) = self
+            .cache
+            .get_or_fetch(&config.digest, || self.source.get_blob(source, &config.digest))
+            .await?;
+        tokio::fs::read(&path)
+            .await
+            .map_err(|e| CopyError::Other(format!("reading cached config {}: {e}", path.display())))
+    }
+
+    async fn copy_blobs<'a>(
+        &self,
+        job: &Job,
+        blobs: impl Iterator<Item = &'a Blob>,
+        events: &JobEvents,
+    ) -> Result<u64, CopyError> {
+        let blobs: Vec<&Blob> = blobs.filter(|b| !b.foreign).collect();
+        futures::stream::iter(blobs)
+            .map(|blob| self.copy_blob(job, blob, events))
+            .buffer_unordered(BLOBS_AT_ONCE)
+            .try_fold(0, |sum, sent| async move { Ok(sum + sent) })
+            .await
+    }
+
+    /// One blob: skipped when the target has it, mounted when the target registry has it
+    /// elsewhere, else fetched once into the cache and uploaded. Returns bytes uploaded.
+    async fn copy_blob(&self, job: &Job, blob: &Blob, events: &JobEvents) -> Result<u64, CopyError> {
+        let (source, target) = (&job.source, &job.target);
+        let total = Some(blob.size);
+        if self.target.blob_exists(target, &blob.digest).await?.is_some() {
+            events.layer(&blob.digest, LayerStatus::AlreadyExists, blob.size, total);
+            self.remember(target, &blob.digest);
+            return Ok(0);
+        }
+        let mut session = None;
+        if let Some(from) = self.mount_candidate(source, target, &blob.digest) {
+            match self.target.mount_blob(target, &from, &blob.digest).await? {
+                MountOutcome::Mounted => {
+                    events.layer(&blob.digest, LayerStatus::Mounted, blob.size, total);
+                    self.remember(target, &blob.digest);
+                    return Ok(0);
+                }
+                MountOutcome::NotMounted(open) => session = Some(open),
+            }
+        }
+        events.layer(&blob.digest, LayerStatus::Downloading, 0, total);
+        let (path, _) = self
+            .cache
+            .get_or_fetch(&blob.digest, || self.source.get_blob(source, &blob.digest))
+            .await?;
+        events.layer(&blob.digest, LayerStatus::Pushing, 0, total);
+        self.target
+            .upload_blob(target, &blob.digest, &BlobSource::File(path), session)
+            .await?;
+        events.layer(&blob.digest, LayerStatus::Done, blob.size, total);
+        self.remember(target, &blob.digest);
+        Ok(blob.size)
+    }
+
+    /// A repository of the target registry known to hold the blob: the source itself when
+    /// both live on one registry, else one this run pushed the blob to.
+    fn mount_candidate(&self, source: &Reference, target: &Reference, digest: &str) -> Option<String> {
+        if source.registry() == target.registry() && source.repository() != target.repository() {
+            return Some(source.repository().to_owned());
+        }
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.get(&(target.registry().to_owned(), digest.to_owned()))
+            .filter(|repo| repo.as_str() != target.repository())
+            .cloned()
+    }
+
+    fn remember(&self, target: &Reference, digest: &str) {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.insert(
+            (target.registry().to_owned(), digest.to_owned()),
+            target.repository().to_owned(),
+        );
+    }
+}
+
+impl Transport for RegistryTransport {
+    async fn copy(&self, job: &Job, events: &JobEvents) -> Outcome {
+        match self.copy_job(job, events).await {
+            Ok(outcome) => outcome,
+            Err(CopyError::Skip(reason)) => Outcome::Skipped { reason },
+            Err(error) => failure(job, error),
+        }
+    }
+}
+
+/// The entries of an index to copy: all of them, or those selected by `platforms`.
+fn choose(children: &[Child], platforms: &[Platform]) -> Vec<Child> {
+    if platforms.is_empty() {
+        return children.to_vec();
+    }
+    children
+        .iter()
+        .filter(|c| {
+            c.platform
+                .as_ref()
+                .is_some_and(|p| platforms.iter().any(|want| want.selects(p)))
+        })
+        .cloned()
+        .collect()
+}
+
+fn invalid(error: crate::reference::ReferenceError) -> CopyError {
+    CopyError::Other(error.to_string())
+}
