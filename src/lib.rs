@@ -3,5 +3,6 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod credentials;
 pub mod reference;
 pub mod secret;
