@@ -5,4 +5,5 @@
 pub mod config;
 pub mod credentials;
 pub mod reference;
+pub mod registry;
 pub mod secret;
