@@ -4,7 +4,10 @@
 //! Owns the shared fixtures; no test here may reach beyond the loopback interface.
 
 mod auth_flow;
+mod blobs;
+mod raw_server;
 mod reads;
+mod secrets;
 
 use std::time::Duration;
 
