@@ -2,8 +2,18 @@
 //! `-n-ext` extension images on top of them.
 #![warn(missing_docs)]
 
+pub mod cache;
+pub mod cli;
 pub mod config;
 pub mod credentials;
+pub mod event;
+pub mod plan;
+pub mod platform;
 pub mod reference;
 pub mod registry;
+pub mod report;
+pub mod run;
 pub mod secret;
+pub mod select;
+pub mod shard;
+pub mod state;

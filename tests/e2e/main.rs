@@ -1,1 +1,4 @@
 //! The one integration test binary: real dockerd, real registries.
+
+mod env;
+mod support;

@@ -1,0 +1,245 @@
+//! Human output: progress bars on a terminal, plain lines elsewhere, a final table.
+//!
+//! Owns the look of a run for people. It must not decide outcomes; it renders events.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::{human_bytes, Reporter, Tally};
+use crate::event::{Event, JobId, LayerStatus, Outcome};
+
+/// Renders events for people: bars when `bars` is set (a TTY), plain lines otherwise.
+pub struct HumanReporter<W: Write + Send> {
+    out: W,
+    bars: Option<Bars>,
+}
+
+struct Bars {
+    multi: MultiProgress,
+    jobs: HashMap<JobId, JobBar>,
+}
+
+struct JobBar {
+    bar: ProgressBar,
+    layers: HashMap<String, (u64, u64)>,
+}
+
+impl<W: Write + Send> HumanReporter<W> {
+    /// Plain lines to `out`, one per finished job, retry and layer.
+    pub fn plain(out: W) -> Self {
+        HumanReporter { out, bars: None }
+    }
+
+    /// Live progress bars on stderr; finished jobs and the summary go to `out`.
+    pub fn with_bars(out: W) -> Self {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        HumanReporter {
+            out,
+            bars: Some(Bars {
+                multi,
+                jobs: HashMap::new(),
+            }),
+        }
+    }
+
+    fn line(&mut self, text: &str) -> io::Result<()> {
+        match &self.bars {
+            Some(bars) => bars.multi.suspend(|| writeln!(self.out, "{text}")),
+            None => writeln!(self.out, "{text}"),
+        }
+    }
+}
+
+impl<W: Write + Send> Reporter for HumanReporter<W> {
+    fn event(&mut self, event: &Event, tally: &Tally) -> io::Result<()> {
+        match event {
+            Event::Started { job, source, .. } => {
+                if let Some(bars) = &mut self.bars {
+                    let bar = bars.multi.add(ProgressBar::new(0));
+                    bar.set_style(bar_style());
+                    bar.set_prefix(source.clone());
+                    bars.jobs.insert(
+                        *job,
+                        JobBar {
+                            bar,
+                            layers: HashMap::new(),
+                        },
+                    );
+                }
+                Ok(())
+            }
+            Event::Layer {
+                job,
+                layer,
+                status,
+                current,
+                total,
+            } => {
+                if let Some(bars) = &mut self.bars {
+                    if let Some(job_bar) = bars.jobs.get_mut(job) {
+                        job_bar.update(layer, *status, *current, *total);
+                    }
+                    return Ok(());
+                }
+                let finished = matches!(
+                    status,
+                    LayerStatus::Done | LayerStatus::AlreadyExists | LayerStatus::Mounted
+                );
+                if !finished {
+                    return Ok(());
+                }
+                let source = tally.job(*job).map_or("", |r| r.source.as_str());
+                let size = total.map(human_bytes).unwrap_or_default();
+                let status = serde_json::to_value(status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                self.line(&format!(
+                    "  layer {} {status} {size}  [{source}]",
+                    short(layer)
+                ))
+            }
+            Event::Retrying {
+                job,
+                attempt,
+                wait,
+                cause,
+            } => {
+                let source = tally.job(*job).map_or("", |r| r.source.as_str());
+                self.line(&format!(
+                    "retry   {source} (attempt {attempt} in {}): {cause}",
+                    seconds(*wait)
+                ))
+            }
+            Event::Finished {
+                job,
+                outcome,
+                elapsed,
+            } => {
+                if let Some(bars) = &mut self.bars {
+                    if let Some(job_bar) = bars.jobs.remove(job) {
+                        job_bar.bar.finish_and_clear();
+                        bars.multi.remove(&job_bar.bar);
+                    }
+                }
+                let Some(record) = tally.job(*job) else {
+                    return Ok(());
+                };
+                let text = match outcome {
+                    Outcome::Copied { bytes, .. } => format!(
+                        "copied  {} -> {}  {} in {}",
+                        record.source,
+                        record.target,
+                        human_bytes(*bytes),
+                        seconds(*elapsed)
+                    ),
+                    Outcome::Skipped { reason } => {
+                        format!("skipped {} -> {}  ({reason})", record.source, record.target)
+                    }
+                    Outcome::Failed { error } => {
+                        format!("FAILED  {} -> {}: {error}", record.source, record.target)
+                    }
+                };
+                self.line(&text)
+            }
+        }
+    }
+
+    fn finish(&mut self, tally: &Tally) -> io::Result<()> {
+        if let Some(bars) = &self.bars {
+            bars.multi.clear()?;
+        }
+        let totals = tally.totals();
+        writeln!(self.out)?;
+        writeln!(self.out, "{:<8} {:>8}", "copied", totals.copied)?;
+        writeln!(self.out, "{:<8} {:>8}", "skipped", totals.skipped)?;
+        writeln!(self.out, "{:<8} {:>8}", "failed", totals.failed)?;
+        writeln!(self.out, "{:<8} {:>8}", "bytes", human_bytes(totals.bytes))?;
+        writeln!(self.out, "{:<8} {:>8}", "time", seconds(tally.elapsed()))?;
+        let failures: Vec<_> = tally
+            .jobs()
+            .filter_map(|r| match &r.outcome {
+                Some(Outcome::Failed { error }) => Some((r, error)),
+                _ => None,
+            })
+            .collect();
+        if !failures.is_empty() {
+            writeln!(self.out, "\nfailed:")?;
+            for (record, error) in failures {
+                writeln!(
+                    self.out,
+                    "  {} -> {}: {error}",
+                    record.source, record.target
+                )?;
+            }
+        }
+        self.out.flush()
+    }
+}
+
+impl JobBar {
+    fn update(&mut self, layer: &str, status: LayerStatus, current: u64, total: Option<u64>) {
+        let entry = self.layers.entry(layer.to_owned()).or_insert((0, 0));
+        if let Some(total) = total {
+            entry.1 = total;
+        }
+        entry.0 = match status {
+            LayerStatus::Done | LayerStatus::AlreadyExists | LayerStatus::Mounted => entry.1,
+            _ => current,
+        };
+        let (done, all) = self
+            .layers
+            .values()
+            .fold((0, 0), |(d, a), (c, t)| (d + c, a + t));
+        self.bar.set_length(all);
+        self.bar.set_position(done);
+        self.bar
+            .set_message(format!("{} layers", self.layers.len()));
+    }
+}
+
+fn bar_style() -> ProgressStyle {
+    ProgressStyle::with_template("{prefix:40!} {bar:30} {bytes:>10}/{total_bytes:10} {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
+fn short(layer: &str) -> &str {
+    let hex = layer.strip_prefix("sha256:").unwrap_or(layer);
+    &hex[..hex.len().min(12)]
+}
+
+fn seconds(duration: Duration) -> String {
+    format!("{:.1}s", duration.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::tests::render;
+
+    #[test]
+    fn plain_output_has_one_line_per_outcome_and_a_table() {
+        let mut out = Vec::new();
+        render(HumanReporter::plain(&mut out));
+        let text = String::from_utf8(out).expect("utf-8");
+        let expected = "\
+copied  docker.io/library/nginx:1 -> mirror.local/nginx:1  1.5 KiB in 1.5s
+skipped docker.io/library/redis:1 -> mirror.local/redis:1  (unchanged)
+retry   docker.io/library/busybox:1 (attempt 2 in 1.0s): mirror.local: 503 Service Unavailable
+FAILED  docker.io/library/busybox:1 -> mirror.local/busybox:1: docker.io/library/busybox:1: manifest unknown | it's [gone]
+
+copied          1
+skipped         1
+failed          1
+bytes     1.5 KiB
+time         3.0s
+
+failed:
+  docker.io/library/busybox:1 -> mirror.local/busybox:1: docker.io/library/busybox:1: manifest unknown | it's [gone]
+";
+        assert_eq!(text, expected);
+    }
+}

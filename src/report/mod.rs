@@ -1,0 +1,272 @@
+//! Output: turns run events into what people and CI systems read.
+//!
+//! Owns the [`Reporter`] trait and one implementation per format (human, JSON, TeamCity,
+//! GitHub Actions). It must not decide anything about the work; it only renders events.
+
+mod github;
+mod human;
+mod json;
+mod teamcity;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::time::Duration;
+
+pub use github::GithubReporter;
+pub use human::HumanReporter;
+pub use json::JsonReporter;
+pub use teamcity::TeamcityReporter;
+
+use crate::event::{Event, JobId, Outcome};
+
+/// One output format. Reporters take a writer so tests render into a buffer.
+pub trait Reporter: Send {
+    /// Called for every event, in the order they happened.
+    fn event(&mut self, event: &Event, tally: &Tally) -> io::Result<()>;
+    /// Called once at the end of the run.
+    fn finish(&mut self, tally: &Tally) -> io::Result<()>;
+}
+
+/// What is known about one job so far.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct JobRecord {
+    /// Source reference.
+    pub source: String,
+    /// Target reference.
+    pub target: String,
+    /// How it ended; `None` while running.
+    #[serde(flatten)]
+    pub outcome: Option<Outcome>,
+    /// Seconds it took.
+    pub seconds: f64,
+}
+
+/// Totals over a run, derived from the events.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Totals {
+    /// Jobs whose target now serves the image.
+    pub copied: usize,
+    /// Jobs with nothing to do.
+    pub skipped: usize,
+    /// Jobs that failed.
+    pub failed: usize,
+    /// Bytes transferred.
+    pub bytes: u64,
+}
+
+/// The running record of a run: every job and the totals. Fed with each event.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    jobs: BTreeMap<JobId, JobRecord>,
+    elapsed: Duration,
+}
+
+impl Tally {
+    /// Updates the record with one event.
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::Started {
+                job,
+                source,
+                target,
+            } => {
+                self.jobs.insert(
+                    *job,
+                    JobRecord {
+                        source: source.clone(),
+                        target: target.clone(),
+                        outcome: None,
+                        seconds: 0.0,
+                    },
+                );
+            }
+            Event::Finished {
+                job,
+                outcome,
+                elapsed,
+            } => {
+                if let Some(record) = self.jobs.get_mut(job) {
+                    record.outcome = Some(outcome.clone());
+                    record.seconds = elapsed.as_secs_f64();
+                }
+            }
+            Event::Layer { .. } | Event::Retrying { .. } => {}
+        }
+    }
+
+    /// Sets the wall time of the whole run.
+    pub fn set_elapsed(&mut self, elapsed: Duration) {
+        self.elapsed = elapsed;
+    }
+
+    /// Wall time of the whole run.
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+
+    /// The job with this id, if it started.
+    pub fn job(&self, job: JobId) -> Option<&JobRecord> {
+        self.jobs.get(&job)
+    }
+
+    /// All jobs in plan order.
+    pub fn jobs(&self) -> impl Iterator<Item = &JobRecord> {
+        self.jobs.values()
+    }
+
+    /// Totals over the finished jobs.
+    pub fn totals(&self) -> Totals {
+        let mut totals = Totals::default();
+        for record in self.jobs.values() {
+            match &record.outcome {
+                Some(Outcome::Copied { bytes, .. }) => {
+                    totals.copied += 1;
+                    totals.bytes += bytes;
+                }
+                Some(Outcome::Skipped { .. }) => totals.skipped += 1,
+                Some(Outcome::Failed { .. }) => totals.failed += 1,
+                None => {}
+            }
+        }
+        totals
+    }
+}
+
+/// Fans events out to every configured reporter and keeps the tally.
+#[derive(Default)]
+pub struct Reporters {
+    reporters: Vec<Box<dyn Reporter>>,
+    tally: Tally,
+}
+
+impl Reporters {
+    /// Adds one output format.
+    pub fn push(&mut self, reporter: Box<dyn Reporter>) {
+        self.reporters.push(reporter);
+    }
+
+    /// Records the event and hands it to every reporter.
+    pub fn event(&mut self, event: &Event) -> io::Result<()> {
+        self.tally.apply(event);
+        for reporter in &mut self.reporters {
+            reporter.event(event, &self.tally)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the run: every reporter writes its summary.
+    pub fn finish(&mut self, elapsed: Duration) -> io::Result<&Tally> {
+        self.tally.set_elapsed(elapsed);
+        for reporter in &mut self.reporters {
+            reporter.finish(&self.tally)?;
+        }
+        Ok(&self.tally)
+    }
+}
+
+/// Bytes in a short human unit: `512 B`, `1.5 KiB`, `176.0 MiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A small run: one copied, one skipped, one failed, with a retry and layer progress.
+    pub(crate) fn sample_events() -> Vec<Event> {
+        use crate::event::LayerStatus;
+        let started = |job: JobId, name: &str| Event::Started {
+            job,
+            source: format!("docker.io/library/{name}:1"),
+            target: format!("mirror.local/{name}:1"),
+        };
+        vec![
+            started(0, "nginx"),
+            Event::Layer {
+                job: 0,
+                layer: "sha256:aa".into(),
+                status: LayerStatus::Pushing,
+                current: 512,
+                total: Some(1024),
+            },
+            Event::Finished {
+                job: 0,
+                outcome: Outcome::Copied {
+                    bytes: 1536,
+                    digest: "sha256:bb".into(),
+                },
+                elapsed: Duration::from_millis(1500),
+            },
+            started(1, "redis"),
+            Event::Finished {
+                job: 1,
+                outcome: Outcome::Skipped {
+                    reason: "unchanged".into(),
+                },
+                elapsed: Duration::from_millis(10),
+            },
+            started(2, "busybox"),
+            Event::Retrying {
+                job: 2,
+                attempt: 2,
+                wait: Duration::from_secs(1),
+                cause: "mirror.local: 503 Service Unavailable".into(),
+            },
+            Event::Finished {
+                job: 2,
+                outcome: Outcome::Failed {
+                    error: "docker.io/library/busybox:1: manifest unknown | it's [gone]".into(),
+                },
+                elapsed: Duration::from_secs(2),
+            },
+        ]
+    }
+
+    pub(crate) fn render(mut reporter: impl Reporter) -> Tally {
+        let mut tally = Tally::default();
+        for event in sample_events() {
+            tally.apply(&event);
+            reporter.event(&event, &tally).expect("render event");
+        }
+        tally.set_elapsed(Duration::from_secs(3));
+        reporter.finish(&tally).expect("finish");
+        tally
+    }
+
+    #[test]
+    fn tally_counts_outcomes_and_bytes() {
+        let mut tally = Tally::default();
+        for event in sample_events() {
+            tally.apply(&event);
+        }
+        assert_eq!(
+            tally.totals(),
+            Totals {
+                copied: 1,
+                skipped: 1,
+                failed: 1,
+                bytes: 1536
+            }
+        );
+    }
+
+    #[test]
+    fn human_bytes_units() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(176 * 1024 * 1024), "176.0 MiB");
+    }
+}

@@ -1,0 +1,258 @@
+//! The state file (`.ferry/state.json`): what was pushed where, and what ferry pulled.
+//!
+//! Owns reading and atomically writing that one file. Losing it costs time, never
+//! correctness: a missing or unreadable file is an empty state, and nothing here decides
+//! whether work is skipped (the transports check that the target still serves the digest).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use thiserror::Error;
+
+const VERSION: u32 = 1;
+
+/// The state file could not be written.
+#[derive(Debug, Error)]
+#[error("cannot write state file {path}: {source}")]
+pub struct StateError {
+    path: PathBuf,
+    #[source]
+    source: std::io::Error,
+}
+
+/// That a source digest was pushed to a target, and which digest the target then served.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PushRecord {
+    /// Digest of the source manifest (or index) that was copied.
+    pub source_digest: String,
+    /// Digest the target served right after the push.
+    pub pushed_digest: String,
+    /// Unix seconds of the push.
+    pub at: u64,
+}
+
+/// An image ferry pulled into the daemon, kept as a layer cache.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CacheRecord {
+    /// The reference it was pulled as.
+    pub reference: String,
+    /// Size the daemon reports, in bytes.
+    pub size: u64,
+    /// Unix seconds it was last pulled or used.
+    pub last_used: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Document {
+    version: u32,
+    #[serde(default)]
+    pushed: BTreeMap<String, PushRecord>,
+    #[serde(default)]
+    cache: BTreeMap<String, CacheRecord>,
+}
+
+/// The state of one run, shared by its workers; every change is saved at once.
+#[derive(Debug)]
+pub struct State {
+    path: PathBuf,
+    document: Mutex<Document>,
+}
+
+impl State {
+    /// Reads the state file. Missing or unreadable means empty; the warning says why.
+    pub fn load(path: &Path) -> (State, Option<String>) {
+        let (document, warning) = match std::fs::read(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Document::default(), None),
+            Err(e) => (
+                Document::default(),
+                Some(format!(
+                    "cannot read state file {}: {e}; starting empty",
+                    path.display()
+                )),
+            ),
+            Ok(bytes) => match serde_json::from_slice::<Document>(&bytes) {
+                Ok(doc) if doc.version == VERSION => (doc, None),
+                Ok(doc) => (
+                    Document::default(),
+                    Some(format!(
+                        "state file {} has version {}, expected {VERSION}; starting empty",
+                        path.display(),
+                        doc.version
+                    )),
+                ),
+                Err(e) => (
+                    Document::default(),
+                    Some(format!(
+                        "state file {} is damaged ({e}); starting empty",
+                        path.display()
+                    )),
+                ),
+            },
+        };
+        let state = State {
+            path: path.to_owned(),
+            document: Mutex::new(document),
+        };
+        (state, warning)
+    }
+
+    /// The digest pushed to `target` for exactly this `source_digest`, if recorded.
+    pub fn pushed(&self, target: &str, source_digest: &str) -> Option<String> {
+        let document = self.lock();
+        document
+            .pushed
+            .get(target)
+            .filter(|r| r.source_digest == source_digest)
+            .map(|r| r.pushed_digest.clone())
+    }
+
+    /// Records a finished push and saves the file.
+    pub fn record_push(
+        &self,
+        target: &str,
+        source_digest: &str,
+        pushed_digest: &str,
+    ) -> Result<(), StateError> {
+        let mut document = self.lock();
+        document.pushed.insert(
+            target.to_owned(),
+            PushRecord {
+                source_digest: source_digest.to_owned(),
+                pushed_digest: pushed_digest.to_owned(),
+                at: now(),
+            },
+        );
+        self.save(&document)
+    }
+
+    /// Records that ferry pulled (or reused) this daemon image now, and saves the file.
+    pub fn touch_cached(
+        &self,
+        image_id: &str,
+        reference: &str,
+        size: u64,
+    ) -> Result<(), StateError> {
+        let mut document = self.lock();
+        document.cache.insert(
+            image_id.to_owned(),
+            CacheRecord {
+                reference: reference.to_owned(),
+                size,
+                last_used: now(),
+            },
+        );
+        self.save(&document)
+    }
+
+    /// Images ferry pulled, by daemon image id.
+    pub fn cached(&self) -> BTreeMap<String, CacheRecord> {
+        self.lock().cache.clone()
+    }
+
+    /// Forgets a cached image (after it was removed from the daemon) and saves the file.
+    pub fn forget_cached(&self, image_id: &str) -> Result<(), StateError> {
+        let mut document = self.lock();
+        document.cache.remove(image_id);
+        self.save(&document)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Document> {
+        // A worker that panicked mid-update leaves a document that is still valid JSON data.
+        self.document
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Writes to a temporary file in the same directory, syncs, then renames over the old one.
+    fn save(&self, document: &Document) -> Result<(), StateError> {
+        let error = |source| StateError {
+            path: self.path.clone(),
+            source,
+        };
+        let dir = match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&dir).map_err(error)?;
+        let mut file = tempfile::NamedTempFile::new_in(&dir).map_err(error)?;
+        let document = Document {
+            version: VERSION,
+            ..document.clone()
+        };
+        serde_json::to_writer_pretty(&mut file, &document).map_err(|e| error(e.into()))?;
+        file.write_all(b"\n").map_err(error)?;
+        file.as_file().sync_all().map_err(error)?;
+        file.persist(&self.path).map_err(|e| error(e.error))?;
+        Ok(())
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_survive_a_reload() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(".ferry/state.json");
+        let (state, warning) = State::load(&path);
+        assert_eq!(warning, None);
+        assert_eq!(state.pushed("t:1", "sha256:a"), None);
+        state
+            .record_push("t:1", "sha256:a", "sha256:b")
+            .expect("save");
+        state.touch_cached("img1", "src:1", 42).expect("save");
+
+        let (again, warning) = State::load(&path);
+        assert_eq!(warning, None);
+        assert_eq!(again.pushed("t:1", "sha256:a").as_deref(), Some("sha256:b"));
+        assert_eq!(
+            again.pushed("t:1", "sha256:other"),
+            None,
+            "another source digest"
+        );
+        assert_eq!(again.cached()["img1"].size, 42);
+        again.forget_cached("img1").expect("save");
+        assert!(State::load(&path).0.cached().is_empty());
+    }
+
+    #[test]
+    fn a_damaged_file_is_an_empty_state_with_a_warning() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("state.json");
+        std::fs::write(&path, "{ not json").expect("write");
+        let (state, warning) = State::load(&path);
+        assert!(warning.is_some_and(|w| w.contains("damaged")));
+        assert_eq!(state.pushed("t", "d"), None);
+        state
+            .record_push("t", "d", "p")
+            .expect("overwrites the damaged file");
+        assert_eq!(State::load(&path).0.pushed("t", "d").as_deref(), Some("p"));
+    }
+
+    #[test]
+    fn no_temporary_files_are_left_behind() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("state.json");
+        let (state, _) = State::load(&path);
+        for i in 0..5 {
+            state
+                .record_push(&format!("t:{i}"), "s", "p")
+                .expect("save");
+        }
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("read dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("state.json")]);
+    }
+}

@@ -1,0 +1,118 @@
+//! The Docker daemon as tests see it: a reachability check with a clear failure and the
+//! `docker` CLI. Must not start or stop dockerd: scripts/test (scripts/lib/env.sh) does.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// Panics with a clear message unless `docker info` answers (checked once per process).
+pub fn require_daemon() {
+    static REACHABLE: OnceLock<Result<(), String>> = OnceLock::new();
+    let reachable = REACHABLE.get_or_init(|| {
+        let output = Command::new("docker")
+            .args(["info", "--format", "{{.ServerVersion}}"])
+            .output()
+            .map_err(|e| format!("cannot run the docker CLI: {e}"))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).trim().to_string())
+        }
+    });
+    if let Err(why) = reachable {
+        panic!("dockerd not running: run scripts/test (it starts one) [{why}]");
+    }
+}
+
+/// Runs the docker CLI with the caller's `DOCKER_CONFIG`, after [`require_daemon`].
+pub fn docker(args: &[&str]) -> Output {
+    require_daemon();
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("run the docker CLI")
+}
+
+/// The docker CLI with a private `DOCKER_CONFIG` (its own `docker login`s), removed on
+/// `Drop`: tests never touch `~/.docker/config.json`.
+pub struct Docker {
+    config: tempfile::TempDir,
+}
+
+impl Docker {
+    /// Checks the daemon and makes an empty client config.
+    pub fn new() -> Docker {
+        require_daemon();
+        let config = tempfile::Builder::new()
+            .prefix("ferry-e2e-docker-config-")
+            .tempdir()
+            .expect("create a DOCKER_CONFIG dir");
+        Docker { config }
+    }
+
+    /// The `DOCKER_CONFIG` directory (pass it to a `ferry` child process if it reads logins).
+    pub fn config_dir(&self) -> &Path {
+        self.config.path()
+    }
+
+    /// Runs `docker ARGS` and returns its output, whatever the exit status.
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new("docker")
+            .env("DOCKER_CONFIG", self.config.path())
+            .args(args)
+            .output()
+            .expect("run the docker CLI")
+    }
+
+    /// Runs `docker ARGS`, panics unless it succeeds, and returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(
+            output.status.success(),
+            "docker {} failed ({}):\n{}{}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// `docker login HOST` with the password on stdin.
+    pub fn login(&self, host: &str, user: &str, pass: &str) {
+        use std::io::Write as _;
+        let mut child = Command::new("docker")
+            .env("DOCKER_CONFIG", self.config.path())
+            .args(["login", host, "--username", user, "--password-stdin"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run docker login");
+        child
+            .stdin
+            .take()
+            .expect("stdin is piped")
+            .write_all(pass.as_bytes())
+            .expect("write the password to docker login");
+        let output = child.wait_with_output().expect("wait for docker login");
+        assert!(
+            output.status.success(),
+            "docker login {host} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Removes images by reference; missing ones are not an error.
+    pub fn remove_images(&self, references: &[&str]) {
+        let mut args = vec!["rmi", "--force"];
+        args.extend_from_slice(references);
+        let _ = self.run(&args);
+    }
+}
+
+impl Default for Docker {
+    fn default() -> Self {
+        Docker::new()
+    }
+}

@@ -1,0 +1,19 @@
+//! Test support for the e2e binary: real registries per test, the Docker daemon, and
+//! fixture images. Owns the environment; must not call ferry's own code.
+//!
+//! Each test module uses a different part of this, so unused items are not warnings.
+#![allow(dead_code, unused_imports)]
+
+pub mod client;
+pub mod docker;
+pub mod fixture;
+mod pager;
+pub mod registry;
+mod server;
+pub mod token;
+
+pub use client::{challenge_params, Manifest, RegistryClient};
+pub use docker::{docker, require_daemon, Docker};
+pub use fixture::{Fixture, ManyTags, MediaKind, Platform, Pushed, PushedIndex};
+pub use registry::{AuthMode, Credentials, Registry};
+pub use token::{TokenOptions, TokenRequest, TRICKY_PASSWORD};
