@@ -8,6 +8,7 @@ mod blobs;
 mod raw_server;
 mod reads;
 mod secrets;
+mod sharing;
 
 use std::time::Duration;
 
