@@ -43,7 +43,10 @@ impl Endpoint {
             other => other.clone(),
         };
         if let Ok(mut current) = self.challenge.write() {
-            *current = general;
+            if *current != general {
+                tracing::debug!(challenge = ?general, "registry changed its challenge");
+                *current = general;
+            }
         }
     }
 }

@@ -210,9 +210,7 @@ impl Repo {
                     }
                 }
             }
-            if *challenge != self.endpoint.challenge() {
-                self.endpoint.learn(challenge);
-            }
+            self.endpoint.learn(challenge);
         }
         let stale = match &presented {
             Presented::Bearer {

@@ -261,3 +261,42 @@ async fn token_refusal_is_final() {
     assert!(!err.is_retryable());
     assert!(err.to_string().contains("token service"), "{err}");
 }
+
+#[tokio::test]
+async fn identity_token_is_exchanged_with_an_oauth2_post() {
+    let server = bearer_registry().await;
+    let config = crate::credentials::DockerConfig::parse(&format!(
+        r#"{{"auths": {{"{}": {{"identitytoken": "{PASSWORD}"}}}}}}"#,
+        server.address()
+    ))
+    .expect("config");
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .and(wiremock::matchers::body_string_contains(
+            "grant_type=refresh_token",
+        ))
+        .and(wiremock::matchers::body_string_contains(
+            format!("refresh_token={PASSWORD}").as_str(),
+        ))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({"access_token": TOKEN_1})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v2/team/app/manifests/v1"))
+        .and(header(
+            "authorization",
+            format!("Bearer {TOKEN_1}").as_str(),
+        ))
+        .respond_with(manifest_ok())
+        .expect(1)
+        .mount(&server)
+        .await;
+    let store = CredentialStore::new(vec![], Some(config), None);
+    RegistryClient::new(store, fast(ClientOptions::default()))
+        .get_manifest(&reference(&server, "team/app:v1"))
+        .await
+        .expect("refresh token exchanged");
+}
