@@ -47,7 +47,10 @@ use crate::reference::Reference;
 
 pub use blob::BlobStream;
 pub use error::{ErrorKind, OciError, RegistryError};
-pub use manifest::{Manifest, ManifestHead, MANIFEST_MEDIA_TYPES};
+pub use manifest::{
+    Manifest, ManifestHead, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, MANIFEST_MEDIA_TYPES, OCI_INDEX,
+    OCI_MANIFEST,
+};
 pub use retry::RetryPolicy;
 pub use upload::{BlobPush, BlobSource, MountOutcome, UploadSession};
 
