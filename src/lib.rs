@@ -5,12 +5,14 @@
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod credentials;
 pub mod docker;
 pub mod event;
 pub mod manifest;
 pub mod plan;
 pub mod platform;
 pub mod reference;
+pub mod registry;
 pub mod report;
 pub mod run;
 pub mod secret;

@@ -2,4 +2,5 @@
 
 mod docker;
 mod env;
+mod registry;
 mod support;

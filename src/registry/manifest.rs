@@ -1,0 +1,273 @@
+//! Manifests: HEAD, GET and PUT of image manifests and indexes, byte-exact.
+//!
+//! Owns media-type negotiation and digest checks of manifest bytes; it must not parse or
+//! rewrite a manifest it copies (digests must stay identical).
+
+use bytes::Bytes;
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::error::{ErrorKind, RegistryError};
+use super::request::{read_capped, Call, Payload, Repo};
+use super::RegistryClient;
+use crate::reference::Reference;
+
+/// Docker image manifest, schema 2.
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Docker manifest list (multi-platform).
+pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// OCI image manifest.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// OCI image index (multi-platform).
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// Every media type the client accepts, in the `Accept` header's order.
+pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [
+    OCI_INDEX,
+    DOCKER_MANIFEST_LIST,
+    OCI_MANIFEST,
+    DOCKER_MANIFEST,
+];
+/// Registries refuse manifests larger than this (distribution's limit).
+const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+const DIGEST_HEADER: &str = "docker-content-digest";
+
+/// A manifest as the registry serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// The exact bytes (what the digest is computed over).
+    pub bytes: Bytes,
+    /// Media type from `Content-Type`, or the manifest's own `mediaType` field.
+    pub media_type: String,
+    /// `sha256:…` of `bytes`.
+    pub digest: String,
+}
+
+/// What a HEAD request tells about a manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestHead {
+    /// `Docker-Content-Digest`, when the registry sent it.
+    pub digest: Option<String>,
+    /// `Content-Type`, when the registry sent it.
+    pub media_type: Option<String>,
+    /// `Content-Length`, when the registry sent it.
+    pub size: Option<u64>,
+}
+
+impl RegistryClient {
+    /// HEAD the manifest `reference` names (digest, else tag, else `latest`); `None` when
+    /// the registry does not have it (404).
+    pub async fn head_manifest(
+        &self,
+        reference: &Reference,
+    ) -> Result<Option<ManifestHead>, RegistryError> {
+        let wanted = reference.manifest_reference();
+        let repo = self
+            .open(reference, format!("HEAD manifest {wanted}"))
+            .await?;
+        let call = Call::new(
+            Method::HEAD,
+            repo.url(&format!("manifests/{wanted}"))?,
+            vec![reference.scope(&["pull"])],
+        )
+        .header(ACCEPT, &MANIFEST_MEDIA_TYPES.join(", "));
+        let sent = repo
+            .send(&call, |s| s == StatusCode::OK || s == StatusCode::NOT_FOUND)
+            .await?;
+        let response = sent.response;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        Ok(Some(ManifestHead {
+            digest: header(DIGEST_HEADER),
+            media_type: header(CONTENT_TYPE.as_str()),
+            size: header(CONTENT_LENGTH.as_str()).and_then(|v| v.parse().ok()),
+        }))
+    }
+
+    /// GET the manifest `reference` names. When it names a digest, the bytes must hash to
+    /// it; a `Docker-Content-Digest` header must always match the bytes.
+    pub async fn get_manifest(&self, reference: &Reference) -> Result<Manifest, RegistryError> {
+        let wanted = reference.manifest_reference();
+        let repo = self
+            .open(reference, format!("GET manifest {wanted}"))
+            .await?;
+        let call = Call::new(
+            Method::GET,
+            repo.url(&format!("manifests/{wanted}"))?,
+            vec![reference.scope(&["pull"])],
+        )
+        .header(ACCEPT, &MANIFEST_MEDIA_TYPES.join(", "));
+        self.inner
+            .options
+            .retry
+            .run(|_| async {
+                let sent = repo.send_once(&call, |s| s == StatusCode::OK).await?;
+                read_manifest(&repo, sent.response, reference.digest()).await
+            })
+            .await
+    }
+
+    /// PUT `bytes` as the manifest `reference` names (tag or digest); returns its digest.
+    /// Fails if the registry reports a different digest than the bytes have.
+    pub async fn put_manifest(
+        &self,
+        reference: &Reference,
+        bytes: Bytes,
+        media_type: &str,
+    ) -> Result<String, RegistryError> {
+        let wanted = reference.manifest_reference();
+        let repo = self
+            .open(reference, format!("PUT manifest {wanted}"))
+            .await?;
+        let digest = sha256_digest(&bytes);
+        if let Some(pinned) = reference.digest() {
+            if pinned != digest {
+                return Err(repo.error(ErrorKind::DigestMismatch {
+                    expected: pinned.to_owned(),
+                    actual: digest,
+                }));
+            }
+        }
+        let call = Call::new(
+            Method::PUT,
+            repo.url(&format!("manifests/{wanted}"))?,
+            vec![reference.scope(&["pull", "push"])],
+        )
+        .header(CONTENT_TYPE, media_type)
+        .payload(Payload::Bytes(bytes));
+        let sent = repo
+            .send(&call, |s| s == StatusCode::CREATED || s == StatusCode::OK)
+            .await?;
+        if let Some(stored) = sent
+            .response
+            .headers()
+            .get(DIGEST_HEADER)
+            .and_then(|v| v.to_str().ok())
+        {
+            if stored.starts_with("sha256:") && stored != digest {
+                return Err(repo.error(ErrorKind::DigestMismatch {
+                    expected: digest,
+                    actual: stored.to_owned(),
+                }));
+            }
+        }
+        Ok(digest)
+    }
+}
+
+async fn read_manifest(
+    repo: &Repo,
+    response: reqwest::Response,
+    pinned: Option<&str>,
+) -> Result<Manifest, RegistryError> {
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let announced = header(DIGEST_HEADER);
+    let content_type = header(CONTENT_TYPE.as_str())
+        .map(|t| t.split(';').next().unwrap_or_default().trim().to_owned());
+    let body = read_capped(response, MAX_MANIFEST_BYTES + 1).await;
+    if body.len() > MAX_MANIFEST_BYTES {
+        return Err(repo.error(ErrorKind::Protocol(format!(
+            "manifest larger than {MAX_MANIFEST_BYTES} bytes"
+        ))));
+    }
+    let digest = sha256_digest(&body);
+    if let Some(pinned) = pinned {
+        if !pinned.starts_with("sha256:") {
+            return Err(repo.error(ErrorKind::Protocol(format!(
+                "unsupported digest algorithm in {pinned}"
+            ))));
+        }
+        if pinned != digest {
+            return Err(repo.error(ErrorKind::DigestMismatch {
+                expected: pinned.to_owned(),
+                actual: digest,
+            }));
+        }
+    }
+    if let Some(announced) = announced.filter(|a| a.starts_with("sha256:")) {
+        if announced != digest {
+            return Err(repo.error(ErrorKind::DigestMismatch {
+                expected: announced,
+                actual: digest,
+            }));
+        }
+    }
+    let media_type = match content_type.filter(|t| MANIFEST_MEDIA_TYPES.contains(&t.as_str())) {
+        Some(t) => t,
+        None => sniff_media_type(&body).ok_or_else(|| {
+            repo.error(ErrorKind::Protocol(
+                "manifest has no known media type".into(),
+            ))
+        })?,
+    };
+    Ok(Manifest {
+        bytes: Bytes::from(body),
+        media_type,
+        digest,
+    })
+}
+
+/// The `mediaType` field, or a guess from `manifests` (index) vs `layers` (image).
+fn sniff_media_type(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Probe {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+        manifests: Option<serde_json::Value>,
+        layers: Option<serde_json::Value>,
+    }
+    let probe: Probe = serde_json::from_slice(body).ok()?;
+    match (probe.media_type, probe.manifests, probe.layers) {
+        (Some(t), _, _) if MANIFEST_MEDIA_TYPES.contains(&t.as_str()) => Some(t),
+        (None, Some(_), _) => Some(OCI_INDEX.to_owned()),
+        (None, None, Some(_)) => Some(OCI_MANIFEST.to_owned()),
+        _ => None,
+    }
+}
+
+/// `sha256:` + hex of the SHA-256 of `bytes`.
+pub(crate) fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffing() {
+        assert_eq!(
+            sniff_media_type(br#"{"mediaType":"application/vnd.oci.image.index.v1+json"}"#)
+                .as_deref(),
+            Some(OCI_INDEX)
+        );
+        assert_eq!(
+            sniff_media_type(br#"{"schemaVersion":2,"manifests":[]}"#).as_deref(),
+            Some(OCI_INDEX)
+        );
+        assert_eq!(
+            sniff_media_type(br#"{"schemaVersion":2,"layers":[]}"#).as_deref(),
+            Some(OCI_MANIFEST)
+        );
+        assert_eq!(sniff_media_type(b"nope"), None);
+        assert_eq!(
+            sha256_digest(b""),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+}

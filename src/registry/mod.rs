@@ -1,0 +1,272 @@
+//! Registry client over the OCI distribution API: one cloneable client for all hosts, with
+//! per-host TLS, scheme, concurrency cap, credentials and token cache.
+//!
+//! Owns talking to registries (`auth`, `tags`, `manifest`, `blob`, `upload`); it must not
+//! decide what to copy (that is the registry transport) nor print anything but `tracing`.
+//!
+//! # Scheme and TLS
+//! HTTPS with verified certificates is the default. A host's `ca_file` (auth.yaml) adds its
+//! certificates as extra trusted roots. A host marked `insecure` accepts any certificate
+//! and, like a loopback host (`127.0.0.0/8`, `localhost`, `[::1]`), may be spoken to over
+//! plain HTTP: the `/v2/` ping tries HTTPS first and falls back to HTTP only when HTTPS
+//! cannot even connect (refused, TLS handshake failure); the choice is cached per host for
+//! the life of the client. Any other host is HTTPS only.
+//!
+//! # Where credentials go
+//! Credentials (Basic header or Bearer token) are attached only to requests whose URL has
+//! the scheme, host and port of the pinged registry endpoint. Redirects are followed by
+//! hand (at most 5 hops): a hop to another host or scheme (object storage serving blobs) is
+//! sent without Authorization; plain HTTP is followed only to loopback or insecure hosts.
+//! An upload `Location` on another host gets no credentials either. The token realm rule is
+//! in the `auth` module doc.
+
+mod auth;
+mod blob;
+mod challenge;
+mod error;
+mod manifest;
+mod request;
+mod retry;
+mod tags;
+mod token;
+mod upload;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{OnceCell, Semaphore};
+use url::Url;
+
+use crate::credentials::{CredentialStore, Credentials, HostSettings, Side};
+use crate::reference::Reference;
+
+pub use blob::BlobStream;
+pub use error::{ErrorKind, OciError, RegistryError};
+pub use manifest::{
+    Manifest, ManifestHead, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, MANIFEST_MEDIA_TYPES, OCI_INDEX,
+    OCI_MANIFEST,
+};
+pub use retry::RetryPolicy;
+pub use upload::{BlobPush, BlobSource, MountOutcome, UploadSession};
+
+/// Tunables of a [`RegistryClient`].
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Requests in flight per registry host (a streaming blob download holds one).
+    pub max_concurrent_requests: usize,
+    /// Retry policy for network errors, 5xx and 429.
+    pub retry: RetryPolicy,
+    /// Blobs up to this size are uploaded with one PUT; larger ones in PATCH chunks.
+    pub monolithic_limit: u64,
+    /// Size of one PATCH chunk.
+    pub chunk_size: u64,
+    /// Connect timeout per request.
+    pub connect_timeout: Duration,
+    /// Longest wait for any bytes while reading a response.
+    pub read_timeout: Duration,
+    /// `User-Agent` header.
+    pub user_agent: String,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            max_concurrent_requests: 8,
+            retry: RetryPolicy::default(),
+            monolithic_limit: 32 * 1024 * 1024,
+            chunk_size: 16 * 1024 * 1024,
+            connect_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(120),
+            user_agent: format!("ferry/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// Client for the OCI distribution API of any number of registries. Cheap to clone; all
+/// clones share connections, pings, tokens and concurrency caps.
+#[derive(Clone)]
+pub struct RegistryClient {
+    inner: Arc<Inner>,
+    side: Side,
+}
+
+struct Inner {
+    credentials: CredentialStore,
+    options: ClientOptions,
+    hosts: Mutex<HashMap<String, Arc<Host>>>,
+    tokens: token::TokenCache,
+    resolved: tokio::sync::Mutex<HashMap<(String, String, Side), Option<Credentials>>>,
+}
+
+/// One registry host (`host[:port]`): its HTTP client (TLS settings), request cap and ping.
+pub(crate) struct Host {
+    pub(crate) authority: String,
+    settings: HostSettings,
+    pub(crate) http: reqwest::Client,
+    pub(crate) permits: Arc<Semaphore>,
+    pub(crate) endpoint: OnceCell<Arc<auth::Endpoint>>,
+}
+
+impl Host {
+    /// Plain HTTP is allowed for insecure and loopback hosts.
+    pub(crate) fn plain_http_allowed(&self) -> bool {
+        self.settings.insecure || is_loopback(&self.authority)
+    }
+}
+
+impl fmt::Debug for RegistryClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hosts: Vec<String> = self
+            .inner
+            .hosts
+            .lock()
+            .map(|h| h.keys().cloned().collect())
+            .unwrap_or_default();
+        f.debug_struct("RegistryClient")
+            .field("side", &self.side)
+            .field("hosts", &hosts)
+            .field("options", &self.inner.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RegistryClient {
+    /// A client resolving credentials and host settings from `credentials`, acting for the
+    /// source side (see [`RegistryClient::for_side`]).
+    pub fn new(credentials: CredentialStore, options: ClientOptions) -> Self {
+        RegistryClient {
+            inner: Arc::new(Inner {
+                credentials,
+                options,
+                hosts: Mutex::new(HashMap::new()),
+                tokens: token::TokenCache::default(),
+                resolved: tokio::sync::Mutex::new(HashMap::new()),
+            }),
+            side: Side::Source,
+        }
+    }
+
+    /// The same client (shared connections and caps) resolving credentials for `side`;
+    /// only [`Side::Target`] falls back to `TARGET_USER`/`TARGET_PASSWORD`.
+    pub fn for_side(&self, side: Side) -> Self {
+        RegistryClient {
+            inner: self.inner.clone(),
+            side,
+        }
+    }
+
+    /// The side this client resolves credentials for.
+    pub fn side(&self) -> Side {
+        self.side
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &ClientOptions {
+        &self.inner.options
+    }
+
+    /// State for the host of `url` (created on first use, not pinged).
+    pub(crate) async fn host_for(&self, url: &Url) -> Result<Arc<Host>, RegistryError> {
+        let host = url.host_str().unwrap_or_default();
+        let authority = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        };
+        self.host(&authority)
+    }
+
+    /// State for `authority` (`host[:port]`), created on first use.
+    pub(crate) fn host(&self, authority: &str) -> Result<Arc<Host>, RegistryError> {
+        let error = |cause: String| {
+            RegistryError::new(authority, None, "configure TLS", ErrorKind::Io(cause))
+        };
+        let mut hosts = self
+            .inner
+            .hosts
+            .lock()
+            .map_err(|_| error("host table poisoned".into()))?;
+        if let Some(host) = hosts.get(authority) {
+            return Ok(host.clone());
+        }
+        let settings = self.inner.credentials.settings(authority);
+        let options = &self.inner.options;
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(options.user_agent.clone())
+            .connect_timeout(options.connect_timeout)
+            .read_timeout(options.read_timeout)
+            .danger_accept_invalid_certs(settings.insecure);
+        if let Some(path) = &settings.ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| error(format!("ca_file {}: {e}", path.display())))?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| error(format!("ca_file {}: {e}", path.display())))?;
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let http = builder
+            .build()
+            .map_err(|e| error(format!("HTTP client: {e}")))?;
+        let host = Arc::new(Host {
+            authority: authority.to_owned(),
+            settings,
+            http,
+            permits: Arc::new(Semaphore::new(options.max_concurrent_requests.max(1))),
+            endpoint: OnceCell::new(),
+        });
+        hosts.insert(authority.to_owned(), host.clone());
+        Ok(host)
+    }
+
+    /// Credentials for one repository on this client's side (resolved once, then cached).
+    pub(crate) async fn credentials_for(
+        &self,
+        reference: &Reference,
+    ) -> Result<Option<Credentials>, RegistryError> {
+        let key = (
+            reference.registry().to_owned(),
+            reference.repository().to_owned(),
+            self.side,
+        );
+        let mut resolved = self.inner.resolved.lock().await;
+        if let Some(found) = resolved.get(&key) {
+            return Ok(found.clone());
+        }
+        let found = self
+            .inner
+            .credentials
+            .resolve(reference.registry(), reference.repository(), self.side)
+            .await
+            .map_err(|e| {
+                RegistryError::new(
+                    reference.registry(),
+                    Some(reference.repository()),
+                    "resolve credentials",
+                    ErrorKind::Credentials(e),
+                )
+            })?;
+        resolved.insert(key, found.clone());
+        Ok(found)
+    }
+}
+
+/// True for `localhost`, `127.0.0.0/8` and `[::1]`, with or without a port.
+pub(crate) fn is_loopback(authority: &str) -> bool {
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        authority.split(':').next().unwrap_or_default()
+    };
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.parse::<std::net::IpAddr>()
+        .map(|ip| ip.is_loopback())
+        .unwrap_or(false)
+}

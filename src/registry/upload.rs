@@ -1,0 +1,263 @@
+//! Blob writes: cross-repository mount, monolithic PUT for small blobs, PATCH chunks for
+//! large ones, streamed from a file so memory stays bounded whatever the size.
+//!
+//! Owns upload sessions and `Location` handling; it must not retry a request whose body it
+//! cannot rebuild: a failed upload restarts from a fresh session, rereading its source.
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, LOCATION};
+use reqwest::{Method, StatusCode};
+use url::Url;
+
+use super::error::{ErrorKind, RegistryError};
+use super::request::{redacted, Call, Payload, Repo};
+use super::RegistryClient;
+use crate::reference::Reference;
+
+const OCTET_STREAM: &str = "application/octet-stream";
+
+/// Where blob bytes to upload come from; both can be read again for a retry.
+#[derive(Debug, Clone)]
+pub enum BlobSource {
+    /// A file on disk (e.g. the verified blob cache), streamed.
+    File(PathBuf),
+    /// Bytes in memory (configs, small blobs).
+    Bytes(Bytes),
+}
+
+/// An upload session opened by the registry (its `Location`).
+#[derive(Clone)]
+pub struct UploadSession {
+    location: Url,
+}
+
+impl std::fmt::Debug for UploadSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadSession")
+            .field("location", &redacted(&self.location))
+            .finish()
+    }
+}
+
+/// Result of a cross-repository mount attempt.
+#[derive(Debug, Clone)]
+pub enum MountOutcome {
+    /// The registry linked the blob into the target repository (201).
+    Mounted,
+    /// The registry did not mount (202) and opened an upload session instead.
+    NotMounted(UploadSession),
+}
+
+/// What [`RegistryClient::push_blob`] had to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobPush {
+    /// The target repository already had the blob.
+    Existed,
+    /// Mounted from another repository of the same registry.
+    Mounted,
+    /// Uploaded.
+    Uploaded,
+}
+
+impl RegistryClient {
+    /// Asks the registry of `target` to mount blob `digest` from `from_repository` (a
+    /// repository path on the same registry), with one token covering both repositories.
+    pub async fn mount_blob(
+        &self,
+        target: &Reference,
+        from_repository: &str,
+        digest: &str,
+    ) -> Result<MountOutcome, RegistryError> {
+        let repo = self
+            .open(
+                target,
+                format!("mount blob {digest} from {from_repository}"),
+            )
+            .await?;
+        let scopes = vec![
+            target.scope(&["pull", "push"]),
+            format!("repository:{from_repository}:pull"),
+        ];
+        let mut url = repo.url("blobs/uploads/")?;
+        url.query_pairs_mut()
+            .append_pair("mount", digest)
+            .append_pair("from", from_repository);
+        let call = Call::new(Method::POST, url, scopes);
+        let sent = repo
+            .send(&call, |s| {
+                s == StatusCode::CREATED || s == StatusCode::ACCEPTED
+            })
+            .await?;
+        if sent.response.status() == StatusCode::CREATED {
+            return Ok(MountOutcome::Mounted);
+        }
+        let location = location(&repo, &sent.response)?;
+        Ok(MountOutcome::NotMounted(UploadSession { location }))
+    }
+
+    /// Uploads blob `digest` from `source` into the repository of `target`, in `session`
+    /// when given (e.g. from a refused mount), else in a new one. A failed attempt is
+    /// retried from a new session.
+    pub async fn upload_blob(
+        &self,
+        target: &Reference,
+        digest: &str,
+        source: &BlobSource,
+        session: Option<UploadSession>,
+    ) -> Result<(), RegistryError> {
+        let repo = self.open(target, format!("upload blob {digest}")).await?;
+        let len = match source {
+            BlobSource::Bytes(bytes) => bytes.len() as u64,
+            BlobSource::File(path) => tokio::fs::metadata(path)
+                .await
+                .map_err(|e| repo.error(ErrorKind::Io(format!("reading {}: {e}", path.display()))))?
+                .len(),
+        };
+        let policy = &self.inner.options.retry;
+        let mut session = session.map(|s| s.location);
+        let mut attempt = 1;
+        loop {
+            match self
+                .upload_once(&repo, digest, source, len, session.take())
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(error) => match policy.delay_after(attempt, &error) {
+                    Some(wait) => {
+                        tracing::warn!(error = %error, attempt, "restarting upload");
+                        tokio::time::sleep(wait).await;
+                        attempt += 1;
+                    }
+                    None => return Err(error),
+                },
+            }
+        }
+    }
+
+    /// Makes sure the repository of `target` has blob `digest`: nothing if it exists, a
+    /// mount from `mount_from` (same registry) when given and accepted, else an upload.
+    pub async fn push_blob(
+        &self,
+        target: &Reference,
+        digest: &str,
+        source: &BlobSource,
+        mount_from: Option<&str>,
+    ) -> Result<BlobPush, RegistryError> {
+        if self.blob_exists(target, digest).await?.is_some() {
+            return Ok(BlobPush::Existed);
+        }
+        let mut session = None;
+        if let Some(from) = mount_from.filter(|from| *from != target.repository()) {
+            match self.mount_blob(target, from, digest).await? {
+                MountOutcome::Mounted => return Ok(BlobPush::Mounted),
+                MountOutcome::NotMounted(opened) => session = Some(opened),
+            }
+        }
+        self.upload_blob(target, digest, source, session).await?;
+        Ok(BlobPush::Uploaded)
+    }
+
+    async fn upload_once(
+        &self,
+        repo: &Repo,
+        digest: &str,
+        source: &BlobSource,
+        len: u64,
+        session: Option<Url>,
+    ) -> Result<(), RegistryError> {
+        let scopes = vec![repo.reference.scope(&["pull", "push"])];
+        let mut location = match session {
+            Some(location) => location,
+            None => {
+                let call = Call::new(Method::POST, repo.url("blobs/uploads/")?, scopes.clone());
+                let sent = repo
+                    .send(&call, |s| {
+                        s == StatusCode::ACCEPTED || s == StatusCode::CREATED
+                    })
+                    .await?;
+                location(repo, &sent.response)?
+            }
+        };
+        let options = &self.inner.options;
+        let mut finish = Payload::Empty;
+        if len <= options.monolithic_limit {
+            finish = payload(source, 0, len);
+        } else {
+            let chunk_size = options.chunk_size.max(1);
+            let mut offset = 0;
+            while offset < len {
+                let chunk = chunk_size.min(len - offset);
+                let range = format!("{}-{}", offset, offset + chunk - 1);
+                let call = Call::new(Method::PATCH, location.clone(), scopes.clone())
+                    .header(CONTENT_TYPE, OCTET_STREAM)
+                    .header(CONTENT_RANGE, &range)
+                    .payload(payload(source, offset, chunk));
+                let sent = repo
+                    .send_once(&call, |s| {
+                        s == StatusCode::ACCEPTED || s == StatusCode::NO_CONTENT
+                    })
+                    .await?;
+                location = self::location(repo, &sent.response)?;
+                offset += chunk;
+            }
+        }
+        location.query_pairs_mut().append_pair("digest", digest);
+        let call = Call::new(Method::PUT, location, scopes)
+            .header(CONTENT_TYPE, OCTET_STREAM)
+            .payload(finish);
+        let sent = repo
+            .send_once(&call, |s| {
+                s == StatusCode::CREATED || s == StatusCode::NO_CONTENT
+            })
+            .await?;
+        if let Some(stored) = sent
+            .response
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+        {
+            if stored != digest {
+                return Err(repo.error(ErrorKind::DigestMismatch {
+                    expected: digest.to_owned(),
+                    actual: stored.to_owned(),
+                }));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn payload(source: &BlobSource, offset: u64, len: u64) -> Payload {
+    match source {
+        BlobSource::Bytes(bytes) => {
+            let start = usize::try_from(offset)
+                .unwrap_or(usize::MAX)
+                .min(bytes.len());
+            let end = usize::try_from(offset + len)
+                .unwrap_or(usize::MAX)
+                .min(bytes.len());
+            Payload::Bytes(bytes.slice(start..end))
+        }
+        BlobSource::File(path) => Payload::File {
+            path: path.clone(),
+            offset,
+            len,
+        },
+    }
+}
+
+/// The `Location` of an upload response, resolved against the registry URL.
+fn location(repo: &Repo, response: &reqwest::Response) -> Result<Url, RegistryError> {
+    let value = response
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            repo.error(ErrorKind::Protocol(
+                "upload response has no Location".into(),
+            ))
+        })?;
+    repo.resolve(value)
+}
