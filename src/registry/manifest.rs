@@ -14,14 +14,7 @@ use super::request::{read_capped, Call, Payload, Repo};
 use super::RegistryClient;
 use crate::reference::Reference;
 
-/// Docker image manifest, schema 2.
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-/// Docker manifest list (multi-platform).
-pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-/// OCI image manifest.
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-/// OCI image index (multi-platform).
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub use crate::manifest::{DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
 /// Every media type the client accepts, in the `Accept` header's order.
 pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [
     OCI_INDEX,

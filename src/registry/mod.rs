@@ -224,8 +224,9 @@ impl RegistryClient {
         Ok(host)
     }
 
-    /// Credentials for one repository on this client's side (resolved once, then cached).
-    pub(crate) async fn credentials_for(
+    /// Credentials for one repository on this client's side (resolved once, then cached),
+    /// e.g. to hand to the Docker daemon; never print them.
+    pub async fn credentials_for(
         &self,
         reference: &Reference,
     ) -> Result<Option<Credentials>, RegistryError> {

@@ -68,7 +68,13 @@ pub struct DockerTransport<D: DockerApi> {
 impl<D: DockerApi> DockerTransport<D> {
     /// A transport over `docker`, reading manifests with `source`, writing manifest lists and
     /// checking targets with `target` (its push-side twin), recording pushes in `state`.
-    pub fn new(docker: D, source: RegistryClient, target: RegistryClient, state: Arc<State>, force: bool) -> Self {
+    pub fn new(
+        docker: D,
+        source: RegistryClient,
+        target: RegistryClient,
+        state: Arc<State>,
+        force: bool,
+    ) -> Self {
         DockerTransport {
             docker,
             source,
@@ -142,7 +148,12 @@ impl<D: DockerApi> DockerTransport<D> {
     }
 
     /// Which platforms to pull: skips sources without a (selected) Linux platform.
-    async fn resolve(&self, job: &Job, media_type: &str, bytes: &[u8]) -> Result<Source, CopyError> {
+    async fn resolve(
+        &self,
+        job: &Job,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<Source, CopyError> {
         let selected = |p: &Platform| {
             p.is_linux() && (job.platforms.is_empty() || job.platforms.iter().any(|w| w.selects(p)))
         };
@@ -169,7 +180,12 @@ impl<D: DockerApi> DockerTransport<D> {
                     .try_concat()
                     .await?;
                 match manifest::config_platform(&config) {
-                    Some(p) if !selected(&p) => Err(CopyError::Skip(format!("platform {p} not selected"))),
+                    Some(p) if !p.is_linux() => {
+                        Err(CopyError::Skip(format!("no Linux platform ({p})")))
+                    }
+                    Some(p) if !selected(&p) => {
+                        Err(CopyError::Skip(format!("platform {p} not selected")))
+                    }
                     _ => Ok(Source::Image),
                 }
             }
@@ -196,18 +212,27 @@ impl<D: DockerApi> DockerTransport<D> {
         Ok(sink.bytes())
     }
 
-    async fn push(&self, target: &Reference, auth: Option<&RegistryAuth>, events: &JobEvents) -> Result<String, CopyError> {
+    async fn push(
+        &self,
+        target: &Reference,
+        auth: Option<&RegistryAuth>,
+        events: &JobEvents,
+    ) -> Result<String, CopyError> {
         let sink = LayerSink::new(events);
         Ok(retry(events, || self.docker.push(target, auth, &sink)).await?)
     }
 
-    async fn auth(&self, client: &RegistryClient, reference: &Reference) -> Result<Option<RegistryAuth>, CopyError> {
-        let credentials = client.credentials(reference).await?;
+    async fn auth(
+        &self,
+        client: &RegistryClient,
+        reference: &Reference,
+    ) -> Result<Option<RegistryAuth>, CopyError> {
+        let credentials = client.credentials_for(reference).await?;
         Ok(credentials.and_then(|c| match c {
             Credentials::Basic { username, password } => Some(RegistryAuth::new(
                 &username,
                 password,
-                &server_address(reference),
+                server_address(reference),
             )),
             Credentials::IdentityToken(_) => None,
         }))
@@ -282,13 +307,19 @@ impl crate::docker::EventSink for LayerSink<'_> {
         let DockerEvent::Layer(layer) = event else {
             return;
         };
-        if let (LayerStatus::Downloading | LayerStatus::Pushing, Some(total)) = (layer.status, layer.total) {
+        if let (LayerStatus::Downloading | LayerStatus::Pushing, Some(total)) =
+            (layer.status, layer.total)
+        {
             if let Ok(mut sizes) = self.sizes.lock() {
                 sizes.insert(layer.layer_id.clone(), total);
             }
         }
-        self.events
-            .layer(&layer.layer_id, layer.status, layer.current.unwrap_or(0), layer.total);
+        self.events.layer(
+            &layer.layer_id,
+            layer.status,
+            layer.current.unwrap_or(0),
+            layer.total,
+        );
     }
 }
 

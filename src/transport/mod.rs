@@ -7,7 +7,10 @@ pub mod docker;
 pub mod registry;
 
 /// Joins a failure into the one-line message a failed job carries.
-pub(crate) fn failure(job: &crate::plan::Job, cause: impl std::fmt::Display) -> crate::event::Outcome {
+pub(crate) fn failure(
+    job: &crate::plan::Job,
+    cause: impl std::fmt::Display,
+) -> crate::event::Outcome {
     crate::event::Outcome::Failed {
         error: format!("{} -> {}: {cause}", job.source, job.target),
     }

@@ -54,7 +54,12 @@ pub struct RegistryTransport {
 impl RegistryTransport {
     /// A transport pulling with `source`, pushing with `target` (its push-side twin), and
     /// caching blobs in `cache`. With `force`, targets that already match are copied again.
-    pub fn new(source: RegistryClient, target: RegistryClient, cache: BlobCache, force: bool) -> Self {
+    pub fn new(
+        source: RegistryClient,
+        target: RegistryClient,
+        cache: BlobCache,
+        force: bool,
+    ) -> Self {
         RegistryTransport {
             source,
             target,
@@ -87,7 +92,10 @@ impl RegistryTransport {
             }
             Parsed::Index(children) => {
                 let chosen = choose(&children, &job.platforms);
-                if !chosen.iter().any(|c| c.platform.as_ref().is_some_and(Platform::is_linux)) {
+                if !chosen
+                    .iter()
+                    .any(|c| c.platform.as_ref().is_some_and(Platform::is_linux))
+                {
                     return Err(CopyError::Skip("no Linux platform".to_owned()));
                 }
                 for child in &chosen {
@@ -110,7 +118,12 @@ impl RegistryTransport {
     }
 
     /// Copies one platform manifest of an index: its blobs, then the manifest by digest.
-    async fn copy_child(&self, job: &Job, child: &Child, events: &JobEvents) -> Result<u64, CopyError> {
+    async fn copy_child(
+        &self,
+        job: &Job,
+        child: &Child,
+        events: &JobEvents,
+    ) -> Result<u64, CopyError> {
         let source = job.source.with_digest(&child.digest).map_err(invalid)?;
         let target = job.target.with_digest(&child.digest).map_err(invalid)?;
         if !self.force && self.target.head_manifest(&target).await?.is_some() {
@@ -118,7 +131,10 @@ impl RegistryTransport {
         }
         let manifest = self.source.get_manifest(&source).await?;
         let Parsed::Image(parts) = manifest::parse(&manifest.media_type, &manifest.bytes)? else {
-            return Err(CopyError::Other(format!("nested index {} is not supported", child.digest)));
+            return Err(CopyError::Other(format!(
+                "nested index {} is not supported",
+                child.digest
+            )));
         };
         let bytes = self.copy_blobs(job, parts.blobs(), events).await?;
         self.target
@@ -130,7 +146,9 @@ impl RegistryTransport {
     async fn fetch_config(&self, source: &Reference, config: &Blob) -> Result<Vec<u8>, CopyError> {
         let (path, _) = self
             .cache
-            .get_or_fetch(&config.digest, || self.source.get_blob(source, &config.digest))
+            .get_or_fetch(&config.digest, || {
+                self.source.get_blob(source, &config.digest)
+            })
             .await?;
         tokio::fs::read(&path)
             .await
@@ -143,9 +161,14 @@ impl RegistryTransport {
         blobs: impl Iterator<Item = &'a Blob>,
         events: &JobEvents,
     ) -> Result<u64, CopyError> {
-        let blobs: Vec<&Blob> = blobs.filter(|b| !b.foreign).collect();
-        futures::stream::iter(blobs)
+        let blobs: Vec<Blob> = blobs.filter(|b| !b.foreign).cloned().collect();
+        // Collected first: a closure kept inside the stream trips the higher-ranked
+        // lifetime check of `Send` futures.
+        let copies: Vec<_> = blobs
+            .iter()
             .map(|blob| self.copy_blob(job, blob, events))
+            .collect();
+        futures::stream::iter(copies)
             .buffer_unordered(BLOBS_AT_ONCE)
             .try_fold(0, |sum, sent| async move { Ok(sum + sent) })
             .await
@@ -153,10 +176,20 @@ impl RegistryTransport {
 
     /// One blob: skipped when the target has it, mounted when the target registry has it
     /// elsewhere, else fetched once into the cache and uploaded. Returns bytes uploaded.
-    async fn copy_blob(&self, job: &Job, blob: &Blob, events: &JobEvents) -> Result<u64, CopyError> {
+    async fn copy_blob(
+        &self,
+        job: &Job,
+        blob: &Blob,
+        events: &JobEvents,
+    ) -> Result<u64, CopyError> {
         let (source, target) = (&job.source, &job.target);
         let total = Some(blob.size);
-        if self.target.blob_exists(target, &blob.digest).await?.is_some() {
+        if self
+            .target
+            .blob_exists(target, &blob.digest)
+            .await?
+            .is_some()
+        {
             events.layer(&blob.digest, LayerStatus::AlreadyExists, blob.size, total);
             self.remember(target, &blob.digest);
             return Ok(0);
@@ -188,7 +221,12 @@ impl RegistryTransport {
 
     /// A repository of the target registry known to hold the blob: the source itself when
     /// both live on one registry, else one this run pushed the blob to.
-    fn mount_candidate(&self, source: &Reference, target: &Reference, digest: &str) -> Option<String> {
+    fn mount_candidate(
+        &self,
+        source: &Reference,
+        target: &Reference,
+        digest: &str,
+    ) -> Option<String> {
         if source.registry() == target.registry() && source.repository() != target.repository() {
             return Some(source.repository().to_owned());
         }

@@ -2,5 +2,7 @@
 
 mod docker;
 mod env;
+mod harness;
 mod registry;
 mod support;
+mod transport;

@@ -9,12 +9,11 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-use ferry::config::auth::AuthEntry;
-use ferry::credentials::{CredentialStore, Side};
+use ferry::credentials::Side;
 use ferry::reference::Reference;
 use ferry::registry::{BlobPush, BlobSource, ClientOptions, RegistryClient};
-use ferry::secret::Secret;
 
+use crate::harness::client;
 use crate::support::{Fixture, MediaKind, Registry, TokenOptions, TRICKY_PASSWORD};
 
 fn registries(mode: &str) -> (Registry, Registry) {
@@ -29,23 +28,6 @@ fn registries(mode: &str) -> (Registry, Registry) {
             Registry::token(TokenOptions::default()),
         ),
     }
-}
-
-/// A client knowing the accounts of `registries` (through auth.yaml entries only).
-fn client(registries: &[&Registry], options: ClientOptions) -> RegistryClient {
-    let entries = registries
-        .iter()
-        .filter_map(|r| {
-            r.credentials().map(|c| AuthEntry {
-                key: r.host(),
-                username: Some(c.user.clone()),
-                password: Some(Secret::new(c.pass.clone())),
-                insecure: false,
-                ca_file: None,
-            })
-        })
-        .collect();
-    RegistryClient::new(CredentialStore::new(entries, None, None), options)
 }
 
 fn reference(text: &str) -> Reference {

@@ -1,0 +1,215 @@
+//! Both transports end to end: real registries, the real daemon, jobs built by hand (the
+//! config and plan layers have their own tests). Asserts what lands in the target.
+
+use std::sync::{Arc, Mutex};
+
+use ferry::cache::BlobCache;
+use ferry::docker::Engine;
+use ferry::event::{Event, LayerStatus, Outcome};
+use ferry::plan::Job;
+use ferry::report::{Reporter, Reporters, Tally};
+use ferry::run::{run, RunOptions, Transport};
+use ferry::state::State;
+use ferry::transport::docker::DockerTransport;
+use ferry::transport::registry::RegistryTransport;
+
+use crate::harness::clients;
+use crate::support::{
+    require_daemon, Docker, Fixture, MediaKind, Platform, Registry, RegistryClient, TRICKY_PASSWORD,
+};
+
+/// Keeps every event of a run for assertions.
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Vec<Event>>>);
+
+impl Reporter for Recorder {
+    fn event(&mut self, event: &Event, _: &Tally) -> std::io::Result<()> {
+        self.0.lock().expect("lock").push(event.clone());
+        Ok(())
+    }
+    fn finish(&mut self, _: &Tally) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Recorder {
+    fn layers(&self, job: usize, wanted: LayerStatus) -> usize {
+        let events = self.0.lock().expect("lock");
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::Layer { job: j, status, .. } if *j == job && *status == wanted))
+            .count()
+    }
+}
+
+fn job(source: String, target: String) -> Job {
+    Job::new(
+        source.parse().expect("source"),
+        target.parse().expect("target"),
+        Vec::new(),
+    )
+}
+
+async fn run_jobs(transport: &impl Transport, jobs: &[Job], recorder: &Recorder) -> Tally {
+    let mut reporters = Reporters::default();
+    reporters.push(Box::new(recorder.clone()));
+    let options = RunOptions {
+        jobs: 1,
+        per_registry: 4,
+    };
+    run(transport, jobs, options, &mut reporters)
+        .await
+        .expect("run")
+}
+
+fn outcomes(tally: &Tally) -> Vec<Outcome> {
+    tally.jobs().filter_map(|r| r.outcome.clone()).collect()
+}
+
+#[tokio::test]
+async fn registry_transport_keeps_digests_mounts_and_skips_unchanged() {
+    let src = Registry::anonymous();
+    let dst = Registry::basic("ferry", TRICKY_PASSWORD);
+    let multi = Fixture::index(&src, "team/multi", "1.0", MediaKind::Oci)
+        .push()
+        .await;
+    let app = Fixture::image(&src, "team/app", "1.0")
+        .layer_text("app v1")
+        .push()
+        .await;
+    let (source, target) = clients(&[&src, &dst]);
+    let cache_dir = tempfile::tempdir().expect("temp dir");
+    let transport = RegistryTransport::new(source, target, BlobCache::new(cache_dir.path()), false);
+    let jobs = vec![
+        job(
+            multi.reference(),
+            format!("{}/mirror/multi:1.0", dst.host()),
+        ),
+        job(app.reference(), format!("{}/mirror/app:1.0", dst.host())),
+        job(app.reference(), format!("{}/other/app:1.0", dst.host())),
+    ];
+
+    let recorder = Recorder::default();
+    let tally = run_jobs(&transport, &jobs, &recorder).await;
+    assert_eq!(tally.totals().copied, 3, "{:?}", outcomes(&tally));
+    let check = RegistryClient::new(&dst);
+    let copied = check.manifest("mirror/multi", "1.0").await.expect("index");
+    assert_eq!(copied.bytes, multi.manifest, "index byte-identical");
+    assert_eq!(copied.digest, multi.digest);
+    for child in &multi.children {
+        assert!(check
+            .manifest("mirror/multi", &child.digest)
+            .await
+            .is_some());
+    }
+    let app_copy = check.manifest("other/app", "1.0").await.expect("app");
+    assert_eq!(app_copy.digest, app.digest);
+    assert!(
+        recorder.layers(2, LayerStatus::Mounted) >= 2,
+        "config and layers mounted within the target"
+    );
+    assert_eq!(
+        recorder.layers(2, LayerStatus::Downloading),
+        0,
+        "nothing downloaded for a mount"
+    );
+
+    let again = Recorder::default();
+    let tally = run_jobs(&transport, &jobs, &again).await;
+    let reasons: Vec<Outcome> = outcomes(&tally);
+    assert!(
+        reasons
+            .iter()
+            .all(|o| matches!(o, Outcome::Skipped { reason } if reason == "unchanged")),
+        "{reasons:?}"
+    );
+}
+
+#[tokio::test]
+async fn docker_transport_writes_a_list_of_linux_platforms_that_runs() {
+    require_daemon();
+    let src = Registry::anonymous();
+    let dst = Registry::basic("ferry", TRICKY_PASSWORD);
+    let multi = Fixture::index(&src, "team/multi", "2.0", MediaKind::Docker)
+        .layer_text("docker transport")
+        .push()
+        .await;
+    let windows = Fixture::image(&src, "team/win", "1.0")
+        .platform(Platform::windows_amd64())
+        .push()
+        .await;
+    let (source, target) = clients(&[&src, &dst]);
+    let state_dir = tempfile::tempdir().expect("temp dir");
+    let state = Arc::new(State::load(&state_dir.path().join("state.json")).0);
+    let engine = Engine::connect().await.expect("daemon");
+    let transport = DockerTransport::new(engine, source, target, state.clone(), false);
+    let target_ref = format!("{}/mirror/multi:2.0", dst.host());
+    let jobs = vec![
+        job(multi.reference(), target_ref.clone()),
+        job(
+            windows.reference(),
+            format!("{}/mirror/win:1.0", dst.host()),
+        ),
+    ];
+
+    let recorder = Recorder::default();
+    let tally = run_jobs(&transport, &jobs, &recorder).await;
+    let results = outcomes(&tally);
+    assert!(matches!(results[0], Outcome::Copied { .. }), "{results:?}");
+    assert!(
+        matches!(&results[1], Outcome::Skipped { reason } if reason.contains("no Linux platform")),
+        "{results:?}"
+    );
+
+    let list = RegistryClient::new(&dst)
+        .manifest("mirror/multi", "2.0")
+        .await
+        .expect("target list");
+    assert_eq!(
+        list.media_type,
+        "application/vnd.docker.distribution.manifest.list.v2+json"
+    );
+    let platforms: Vec<String> = list.json()["manifests"]
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap_or(""),
+                m["platform"]["architecture"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(
+        platforms,
+        ["linux/amd64", "linux/arm64"],
+        "no Windows entry"
+    );
+
+    let cli = Docker::new();
+    cli.login(&dst.host(), "ferry", TRICKY_PASSWORD);
+    let hi = cli.ok(&["run", "--rm", &target_ref, "echo", "hi from the mirror"]);
+    assert_eq!(hi.trim(), "hi from the mirror");
+
+    let again = Recorder::default();
+    let tally = run_jobs(&transport, &jobs[..1], &again).await;
+    assert!(
+        matches!(&outcomes(&tally)[0], Outcome::Skipped { reason } if reason == "unchanged"),
+        "{:?}",
+        outcomes(&tally)
+    );
+    assert_eq!(
+        again.layers(0, LayerStatus::Downloading),
+        0,
+        "a no-op run pulls nothing"
+    );
+    let pinned: Vec<String> = multi
+        .children
+        .iter()
+        .map(|c| c.pinned())
+        .chain([target_ref.clone()])
+        .collect();
+    let refs: Vec<&str> = pinned.iter().map(String::as_str).collect();
+    cli.remove_images(&refs);
+}
