@@ -4,4 +4,5 @@
 
 pub mod config;
 pub mod reference;
+pub mod rules;
 pub mod secret;
