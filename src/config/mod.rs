@@ -32,7 +32,8 @@ pub const CONFIG_FILES: [&str; 4] = [
     "build-images.yaml",
 ];
 
-/// A loaded, valid configuration.
+/// A loaded, valid configuration: every entry maps in every configured stage and no two
+/// sources share a target.
 #[derive(Debug, Clone)]
 pub struct Config {
     path: PathBuf,
@@ -73,6 +74,7 @@ impl Config {
                 "no such configuration directory or items.yml file",
             ));
         };
+        crate::rules::collision::check(&config)?;
         Ok(config)
     }
 

@@ -92,6 +92,19 @@ fn malformed() -> Vec<Case> {
         (images("nginx: r.io/x@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n"), "config/images.yaml:1:8", "cannot have a digest"),
         (images("nginx: 5\n"), "config/images.yaml:1:1", "invalid type"),
         (images("nginx:\n\tto: x\n"), "config/images.yaml:2:", "tabs"),
+        (images("localhost:5000/app:1:\n"), "config/images.yaml:1:1", "maps localhost:5000/app:1 to an invalid reference"),
+        (
+            images("registry.k8s.io/coredns/coredns:\nregistry.k8s.io/coredns:\n"),
+            "config/images.yaml:2:1",
+            "registry.k8s.io/coredns and registry.k8s.io/coredns/coredns (config/images.yaml:1) both map to \
+             registry.cn-beijing.aliyuncs.com/nstl_google_containers/coredns in stage mirror",
+        ),
+        (
+            images("docker.elastic.co/kibana/kibana:8.11.1:\nkibana:\n"),
+            "config/images.yaml:2:1",
+            "both map to docker-hosted.nstl-dev.com/library/kibana in stage private",
+        ),
+        (vec![("images.yaml", "nginx:\n")], "config/images.yaml:1:1", "no mirror stage is configured"),
         // auth.yaml: never a value in the message
         (auth("ghcr.io:\n  username: u\n  pasword: hunter2\n"), "config/auth.yaml:3:3", "unknown field `pasword`"),
         (auth("ghcr.io:\n  insecure: hunter2\n"), "config/auth.yaml:2:13", "invalid boolean"),
@@ -280,4 +293,23 @@ fn value_forms_and_targets() {
     );
     assert_eq!(y.platforms, ["linux/arm64/v8"]);
     assert_eq!(y.location.line(), 4);
+}
+
+#[test]
+fn disjoint_explicit_tags_may_share_a_target() {
+    let rules = "stages:\n  mirror:\n    registry: r.io\n    rules:\n      - match: '**'\n        target: m/{name}\n";
+    let ok = Project::new(&[
+        ("rules.yaml", rules),
+        ("images.yaml", "quay.io/a/app:1,2:\nghcr.io/b/app:3:\n"),
+    ]);
+    ok.load().expect("disjoint explicit tags");
+    let clash = Project::new(&[
+        ("rules.yaml", rules),
+        ("images.yaml", "quay.io/a/app:1,2:\nghcr.io/b/app:2:\n"),
+    ]);
+    let e = clash.load().expect_err("tag 2 twice");
+    assert_eq!(
+        clash.relative(&e),
+        "config/images.yaml:2:1: ghcr.io/b/app and quay.io/a/app (config/images.yaml:1) both map to r.io/m/app in stage mirror"
+    );
 }

@@ -1,8 +1,9 @@
 //! Mapping rules: which mirror and private reference a public source image gets.
 //!
-//! Owns stages, ordered first-match rules and presets. Pure functions only: no I/O, no
-//! registry access.
+//! Owns stages, ordered first-match rules, presets and the collision check. Pure
+//! functions only: no I/O, no registry access.
 
+pub mod collision;
 pub mod pattern;
 pub mod presets;
 pub mod template;
