@@ -1,7 +1,7 @@
 //! Table tests of whole configuration directories: malformed files give one-line errors
-//! at the right file:line:col; every value form and Ferryman's items.yml load.
+//! at the right file:line:col; every value form, items.yml and the shipped config load.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::*;
 
@@ -312,4 +312,33 @@ fn disjoint_explicit_tags_may_share_a_target() {
         clash.relative(&e),
         "config/images.yaml:2:1: ghcr.io/b/app and quay.io/a/app (config/images.yaml:1) both map to r.io/m/app in stage mirror"
     );
+}
+
+fn shipped() -> Config {
+    Config::load_with_env(Path::new("config"), &env).expect("the shipped config loads")
+}
+
+#[test]
+fn shipped_config_loads() {
+    let config = shipped();
+    assert!(config.images().len() >= 20);
+    assert_eq!(config.builds().len(), 2);
+    let auth = config.auth().entries().expect("all variables set");
+    assert_eq!(auth[0].username.as_deref(), Some("aliyun-hunter2"));
+    let without_env =
+        Config::load_with_env(Path::new("config"), &|_| None).expect("loads without secrets");
+    let e = without_env
+        .auth()
+        .entries_for(["docker-hosted.nstl-dev.com"])
+        .expect_err("NSTL_* unset");
+    assert!(
+        e.to_string()
+            .starts_with("config/auth.yaml:15:13: username needs"),
+        "{e}"
+    );
+    assert!(without_env
+        .auth()
+        .entries_for(["ghcr.io"])
+        .expect("no entry")
+        .is_empty());
 }
