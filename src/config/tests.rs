@@ -1,9 +1,10 @@
 //! Table tests of whole configuration directories: malformed files give one-line errors
-//! at the right file:line:col; every value form, items.yml and the shipped config load.
+//! at the right file:line:col; the shipped config loads; hop 2 round-trips.
 
 use std::path::{Path, PathBuf};
 
 use super::*;
+use crate::rules::hop2;
 
 const NSTL: (&str, &str) = ("rules.yaml", "preset: nstl\n");
 
@@ -341,4 +342,33 @@ fn shipped_config_loads() {
         .entries_for(["ghcr.io"])
         .expect("no entry")
         .is_empty());
+}
+
+#[test]
+fn hop2_round_trips_through_images_yaml() {
+    let config = shipped();
+    let hop2 = hop2::expand(&config).expect("expands");
+    let nginx_ext = hop2
+        .iter()
+        .find(|e| {
+            e.selection.explicit_tags()
+                == Some(&["1.17.4-n-ext".to_owned(), "1.25.3-n-ext".to_owned()])
+        })
+        .expect("nginx-ext tags");
+    assert_eq!(
+        nginx_ext.source.to_string(),
+        "registry.cn-beijing.aliyuncs.com/public-image-mirror/docker.io_nginx"
+    );
+    assert_eq!(
+        nginx_ext.destinations[0].to_string(),
+        "docker-hosted.nstl-dev.com/library/nginx"
+    );
+    let text = hop2::generate(&config).expect("writes");
+    let project = Project::new(&[("images.yaml", text.as_str())]);
+    let again = project.load().expect("generated config loads");
+    assert_eq!(again.images(), hop2.as_slice());
+    assert!(
+        hop2.len() > config.images().len(),
+        "extension tags are included"
+    );
 }

@@ -1,9 +1,10 @@
 //! Mapping rules: which mirror and private reference a public source image gets.
 //!
-//! Owns stages, ordered first-match rules, presets and the collision check. Pure
-//! functions only: no I/O, no registry access.
+//! Owns stages, ordered first-match rules, presets, the collision check and the hop-2
+//! expansion. Pure functions only: no I/O, no registry access.
 
 pub mod collision;
+pub mod hop2;
 pub mod pattern;
 pub mod presets;
 pub mod template;
