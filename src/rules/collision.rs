@@ -34,13 +34,13 @@ pub fn check(config: &Config) -> Result<(), ConfigError> {
         }
         let mut claims: HashMap<String, Vec<Claim>> = HashMap::new();
         for entry in config.images() {
-            for landing in entry_targets(config, entry, stage)? {
-                let (target, tags) = (landing.repository, landing.tags);
+            for Landing { repository, tags } in entry_targets(config, entry, stage)? {
+                let source = entry.source.to_string();
                 claim(
                     &mut claims,
                     stage,
-                    target,
-                    entry.source.to_string(),
+                    repository,
+                    source,
                     tags,
                     &entry.location,
                 )?;
