@@ -14,6 +14,7 @@ pub mod platform;
 pub mod reference;
 pub mod registry;
 pub mod report;
+pub mod rules;
 pub mod run;
 pub mod secret;
 pub mod select;

@@ -4,3 +4,190 @@
 //! Ferryman's items.yml. It must not do network I/O.
 
 pub mod auth;
+pub mod build;
+pub mod error;
+mod ferryman;
+pub mod images;
+mod rules;
+pub mod selection;
+mod yaml;
+
+use std::path::{Path, PathBuf};
+
+pub use auth::{AuthConfig, AuthEntry};
+pub use build::{BuildImage, BuildMode};
+pub use error::{ConfigError, Location};
+pub use images::ImageEntry;
+pub use selection::{TagOrder, TagSelection, TagSet};
+
+use crate::reference::Reference;
+use crate::rules::{presets, MapError, RuleSet, Stage};
+use yaml::YamlFile;
+
+/// The files a configuration directory may hold; at least one must exist.
+pub const CONFIG_FILES: [&str; 4] = [
+    "images.yaml",
+    "auth.yaml",
+    "rules.yaml",
+    "build-images.yaml",
+];
+
+/// A loaded, valid configuration: every entry maps in every configured stage and no two
+/// sources share a target.
+#[derive(Debug, Clone)]
+pub struct Config {
+    path: PathBuf,
+    images: Vec<ImageEntry>,
+    auth: AuthConfig,
+    rules: RuleSet,
+    builds: Vec<BuildImage>,
+}
+
+impl Config {
+    /// Loads a configuration directory (images.yaml, auth.yaml, rules.yaml,
+    /// build-images.yaml, each optional) or a Ferryman items.yml file, reading `${VAR}`s
+    /// of auth.yaml from the process environment.
+    pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        Config::load_with_env(path, &|name| std::env::var(name).ok())
+    }
+
+    /// [`Config::load`] with `env` looking up auth.yaml's variables (tests, embedding).
+    pub fn load_with_env(
+        path: impl AsRef<Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let file_name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let config = if path.is_file() && CONFIG_FILES.contains(&file_name) {
+            let message = "a configuration file: give the directory that holds it";
+            return Err(ConfigError::new(Location::file_only(path), message));
+        } else if path.is_file() {
+            Config::load_ferryman(path)?
+        } else if path.is_dir() {
+            Config::load_dir(path, env)?
+        } else {
+            return Err(ConfigError::new(
+                Location::file_only(path),
+                "no such configuration directory or items.yml file",
+            ));
+        };
+        crate::rules::collision::check(&config)?;
+        Ok(config)
+    }
+
+    fn load_dir(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let [images, auth, rules, builds] =
+            CONFIG_FILES.map(|name| YamlFile::read(&dir.join(name)));
+        let (images, auth, rules, builds) = (images?, auth?, rules?, builds?);
+        if images.is_none() && auth.is_none() && rules.is_none() && builds.is_none() {
+            let message = format!(
+                "no configuration files (expected one of {})",
+                CONFIG_FILES.join(", ")
+            );
+            return Err(ConfigError::new(Location::file_only(dir), message));
+        }
+        // Relative paths (build contexts, ca_file) are under the project directory: the
+        // directory that holds the config directory, as dockerfiles/ sits beside config/.
+        let root = std::fs::canonicalize(dir)
+            .ok()
+            .and_then(|d| d.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from("."));
+        Ok(Config {
+            path: dir.to_owned(),
+            images: images
+                .as_ref()
+                .map(images::parse)
+                .transpose()?
+                .unwrap_or_default(),
+            auth: auth
+                .as_ref()
+                .map(|f| auth::parse(f, &root, env))
+                .transpose()?
+                .unwrap_or_default(),
+            rules: rules
+                .as_ref()
+                .map(rules::parse)
+                .transpose()?
+                .unwrap_or_default(),
+            builds: builds
+                .as_ref()
+                .map(|f| build::parse(f, &root))
+                .transpose()?
+                .unwrap_or_default(),
+        })
+    }
+
+    fn load_ferryman(path: &Path) -> Result<Config, ConfigError> {
+        let file = YamlFile::read(path)?
+            .ok_or_else(|| ConfigError::new(Location::file_only(path), "cannot read the file"))?;
+        Ok(Config {
+            path: path.to_owned(),
+            images: ferryman::parse(&file)?,
+            auth: AuthConfig::default(),
+            rules: presets::preset("ferryman").unwrap_or_default(),
+            builds: Vec::new(),
+        })
+    }
+
+    /// The directory (or items.yml) this was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// images.yaml entries (or Ferryman items), in file order.
+    pub fn images(&self) -> &[ImageEntry] {
+        &self.images
+    }
+
+    /// auth.yaml.
+    pub fn auth(&self) -> &AuthConfig {
+        &self.auth
+    }
+
+    /// The mapping rules (a preset for Ferryman files, empty without rules.yaml).
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    /// build-images.yaml entries.
+    pub fn builds(&self) -> &[BuildImage] {
+        &self.builds
+    }
+
+    /// Where `source` (the entry's repository with a concrete tag or digest, or without
+    /// both for the repository itself) goes in `stage`. Mirror: the entry's explicit
+    /// destinations, else the rules. Private: always the rules applied to the original source.
+    pub fn targets(
+        &self,
+        entry: &ImageEntry,
+        source: &Reference,
+        stage: Stage,
+    ) -> Result<Vec<Reference>, MapError> {
+        if stage == Stage::Private || entry.destinations.is_empty() {
+            return Ok(vec![self.rules.target(source, stage)?]);
+        }
+        Ok(entry
+            .destinations
+            .iter()
+            .map(|dest| {
+                if dest.tag().is_some() {
+                    return dest.clone();
+                }
+                let tagged = match source.tag() {
+                    Some(tag) => dest.with_tag(tag).unwrap_or_else(|_| dest.clone()),
+                    None => dest.clone(),
+                };
+                match source.digest() {
+                    Some(digest) => tagged.with_digest(digest).unwrap_or(tagged),
+                    None => tagged,
+                }
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests;

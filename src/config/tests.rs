@@ -1,0 +1,374 @@
+//! Table tests of whole configuration directories: malformed files give one-line errors
+//! at the right file:line:col; the shipped config loads; hop 2 round-trips.
+
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::rules::hop2;
+
+const NSTL: (&str, &str) = ("rules.yaml", "preset: nstl\n");
+
+/// A project directory: `config/` with `files`, and `dockerfiles/` with fixtures.
+struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    fn new(files: &[(&str, &str)]) -> Project {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("config");
+        std::fs::create_dir_all(&config).expect("config dir");
+        for (name, text) in files {
+            std::fs::write(config.join(name), text).expect("write config file");
+        }
+        let dockerfiles: &[(&str, &str)] = &[
+            (
+                "ok",
+                "# ext\nARG BASE_IMAGE\nFROM --platform=$TARGETPLATFORM ${BASE_IMAGE}\nRUN true\n",
+            ),
+            ("no-arg", "FROM ${BASE_IMAGE}\n"),
+            ("fixed-from", "ARG BASE_IMAGE\nFROM nginx:1.25\n"),
+        ];
+        for (name, text) in dockerfiles {
+            let context = dir.path().join("dockerfiles").join(name);
+            std::fs::create_dir_all(&context).expect("context dir");
+            std::fs::write(context.join("Dockerfile"), text).expect("write Dockerfile");
+        }
+        Project { dir }
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("config")
+    }
+
+    fn load(&self) -> Result<Config, ConfigError> {
+        Config::load_with_env(self.config(), &env)
+    }
+
+    /// An error message with the temp directory cut off: `config/images.yaml:1:1: …`.
+    fn relative(&self, error: &ConfigError) -> String {
+        error
+            .to_string()
+            .replace(&format!("{}/", self.dir.path().display()), "")
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    name.strip_suffix("_USERNAME")
+        .or(name.strip_suffix("_PASSWORD"))
+        .map(|prefix| format!("{}-hunter2", prefix.to_lowercase()))
+}
+
+/// (files, expected `file:line:col`, what the message must say)
+type Case = (
+    Vec<(&'static str, &'static str)>,
+    &'static str,
+    &'static str,
+);
+
+fn malformed() -> Vec<Case> {
+    let images = |text| vec![NSTL, ("images.yaml", text)];
+    let auth = |text| vec![("auth.yaml", text)];
+    let rules = |text| vec![("rules.yaml", text)];
+    let builds = |text| vec![NSTL, ("build-images.yaml", text)];
+    vec![
+        // images.yaml
+        (images("nginx:1:\nNginx:1.25:\n"), "config/images.yaml:2:1", "must be lowercase (Nginx:1.25)"),
+        (images("nginx:1.25,-x:\n"), "config/images.yaml:1:1", "invalid tag \"-x\""),
+        (images("nginx:1,1:\n"), "config/images.yaml:1:1", "tag 1 listed twice"),
+        (images("\"nginx:/(/\":\n"), "config/images.yaml:1:1", "invalid regex: unclosed group (nginx:/(/)"),
+        (images("nginx:\n  tgas: x\n"), "config/images.yaml:2:3", "unknown field `tgas`"),
+        (images("nginx:\n  semver: '>= one'\n"), "config/images.yaml:2:11", "invalid semver range"),
+        (images("nginx:\n  limit: many\n"), "config/images.yaml:2:10", "limit must be a whole number of at least 1 (many)"),
+        (images("nginx:\n  limit: 0\n"), "config/images.yaml:2:10", "limit must be a whole number of at least 1 (0)"),
+        (images("nginx:1.25:\n  limit: 3\n"), "config/images.yaml:2:10", "the key names its tags explicitly"),
+        (images("\"nginx:/^1/\":\n  tags: '^2'\n"), "config/images.yaml:2:9", "tags given twice"),
+        (images("nginx:\n  limit: 2\n  order: newest\n"), "config/images.yaml:3:10", "unknown variant `newest`"),
+        (images("nginx:\n  order: created\n"), "config/images.yaml:2:10", "order only matters with limit"),
+        (images("nginx:\n  exclude: ['(']\n"), "config/images.yaml:2:13", "invalid regex"),
+        (images("nginx:\n  platforms: [linux/amd64, windows/amd64]\n"), "config/images.yaml:2:28", "only linux"),
+        (images("nginx:\nredis:\nnginx:\n"), "config/images.yaml:3:1", "duplicate mapping key `nginx`"),
+        (images("nginx:1,2: r.io/x:3\n"), "config/images.yaml:1:12", "a destination tag needs exactly one tag"),
+        (images("nginx: [r.io/x, r.io/x]\n"), "config/images.yaml:1:17", "destination listed twice"),
+        (images("nginx: r.io/x@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n"), "config/images.yaml:1:8", "cannot have a digest"),
+        (images("nginx: 5\n"), "config/images.yaml:1:1", "invalid type"),
+        (images("nginx:\n\tto: x\n"), "config/images.yaml:2:", "tabs"),
+        (images("localhost:5000/app:1:\n"), "config/images.yaml:1:1", "maps localhost:5000/app:1 to an invalid reference"),
+        (
+            images("registry.k8s.io/coredns/coredns:\nregistry.k8s.io/coredns:\n"),
+            "config/images.yaml:2:1",
+            "registry.k8s.io/coredns and registry.k8s.io/coredns/coredns (config/images.yaml:1) both map to \
+             registry.cn-beijing.aliyuncs.com/nstl_google_containers/coredns in stage mirror",
+        ),
+        (
+            images("docker.elastic.co/kibana/kibana:8.11.1:\nkibana:\n"),
+            "config/images.yaml:2:1",
+            "both map to docker-hosted.nstl-dev.com/library/kibana in stage private",
+        ),
+        (vec![("images.yaml", "nginx:\n")], "config/images.yaml:1:1", "no mirror stage is configured"),
+        // auth.yaml: never a value in the message
+        (auth("ghcr.io:\n  username: u\n  pasword: hunter2\n"), "config/auth.yaml:3:3", "unknown field `pasword`"),
+        (auth("ghcr.io:\n  insecure: hunter2\n"), "config/auth.yaml:2:13", "invalid boolean"),
+        (auth("myregistry:\n  insecure: true\n"), "config/auth.yaml:1:1", "must start with a registry host"),
+        (auth("ghcr.io:\n  username: u\n  password: hunter2${X\n"), "config/auth.yaml:3:13", "password: '${' without '}'"),
+        (auth("ghcr.io:\n  username: u\n"), "config/auth.yaml:1:1", "username and password must be given together"),
+        (auth("ghcr.io:\n"), "config/auth.yaml:1:1", "empty auth entry"),
+        // rules.yaml
+        (rules("preset: nstI\n"), "config/rules.yaml:1:9", "unknown preset, expected one of nstl, ferryman (nstI)"),
+        (rules("presets: nstl\n"), "config/rules.yaml:1:1", "unknown field `presets`"),
+        (rules("preset: nstl\nstages:\n  mirror:\n    rules:\n      - match: '**'\n        target: x/{nam}\n"), "config/rules.yaml:6:17", "unknown placeholder {nam}"),
+        (rules("stages:\n  mirror:\n    registry: r.io\n    rules:\n      - match: 'a/[b'\n        target: x\n"), "config/rules.yaml:5:16", "invalid glob"),
+        (rules("stages:\n  mirror:\n    registry: r.io\n    rules:\n      - match: '/(/'\n        target: x\n"), "config/rules.yaml:5:16", "invalid regex"),
+        (rules("stages:\n  private:\n    rules:\n      - match: '**'\n        target: x\n"), "config/rules.yaml:3:5", "stage needs a registry"),
+        (rules("stages:\n  mirror:\n    registry: r.io\n    rules:\n      - match: '**'\n"), "config/rules.yaml:5:9", "missing field `target`"),
+        (rules("stages:\n  mirror:\n    registry: r.io\n    rules:\n      - match: '**'\n        target: Mirror/{name}\n"), "config/rules.yaml:6:17", "target gives invalid references"),
+        (rules("stages:\n  mirror:\n    registry: mirror\n"), "config/rules.yaml:3:15", "invalid registry"),
+        (rules("stages:\n  mirror:\n    registry: r.io\n    rules:\n      - match: '**'\n        target: x/{tag}\n"), "config/rules.yaml:6:17", "{tag} can only follow ':'"),
+        // build-images.yaml
+        (builds("- name: ok\n  base: nginx:1.25\n  mode: sometimes\n"), "config/build-images.yaml:3:9", "unknown variant `sometimes`"),
+        (builds("- name: gone\n  base: nginx:1.25\n"), "config/build-images.yaml:1:9", "context directory does not exist (dockerfiles/gone)"),
+        (builds("- name: x\n  base: nginx:1.25\n  context: dockerfiles/no-arg\n"), "config/build-images.yaml:3:12", "must declare ARG BASE_IMAGE"),
+        (builds("- name: x\n  base: nginx:1.25\n  context: dockerfiles/fixed-from\n"), "config/build-images.yaml:3:12", "FROM must use ${BASE_IMAGE}"),
+        (builds("- name: ok\n  base: nginx\n"), "config/build-images.yaml:2:9", "no tags to build on"),
+        (builds("- name: ok\n  base: nginx:1\n  tags: [2]\n"), "config/build-images.yaml:2:9", "not both"),
+        (builds("- name: ok\n  base: nginx:1.25\n- name: ok\n  base: redis:7\n"), "config/build-images.yaml:3:9", "name already used at"),
+        (
+            builds("- name: ok\n  base: nginx:1.25\n- name: other\n  base: docker.io/library/nginx\n  tags: ['1.24', '1.25']\n  context: dockerfiles/ok\n"),
+            "config/build-images.yaml:3:9",
+            "ok builds the same image at config/build-images.yaml:1 (docker.io/library/nginx:1.25-n-ext)",
+        ),
+        (builds("- name: ok\n  base: nginx\n  tags: ['1', '1']\n"), "config/build-images.yaml:3:15", "tag listed twice (1)"),
+        (builds("- name: ok\n  base: nginx:1.25\n  build_args: {BASE_IMAGE: x}\n"), "config/build-images.yaml:1:9", "must not set BASE_IMAGE"),
+        (builds("- name: ok\n  base: nginx\n  tags: [1.25]\n  kind: ext\n"), "config/build-images.yaml:4:3", "unknown field `kind`"),
+        // the directory itself
+        (vec![], "config", "no configuration files"),
+    ]
+}
+
+#[test]
+fn malformed_configs_fail_with_one_located_line() {
+    let cases = malformed();
+    assert!(cases.len() >= 20);
+    let mut wrong = Vec::new();
+    for (files, at, says) in cases {
+        let project = Project::new(&files);
+        let text = match project.load() {
+            Ok(_) => "loaded fine".to_owned(),
+            Err(error) => project.relative(&error),
+        };
+        let ok = !text.contains('\n')
+            && !text.contains("hunter2")
+            && text.starts_with(at)
+            && text.contains(says);
+        if !ok {
+            wrong.push(format!(
+                "{files:?}\n    expected {at} … {says}\n    got      {text}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn items_yml_reads_both_ferryman_forms() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let map = "pause:\n  source: k8s.gcr.io/\n  target: registry.cn-shenzhen.aliyuncs.com/kubernetes_aliyun/\n  limit: 5\n\
+               flannel:\n  source: quay.io/coreos/\n  target: registry.cn-shenzhen.aliyuncs.com/quayio_aliyun/\n";
+    let list = "- {name: coredns, source: k8s.gcr.io/, target: r.io/k8s/}\n\
+                - {name: coredns, source: docker.io/coredns/, target: r.io/hub/}\n";
+    type Item = (&'static str, &'static str, Option<u32>);
+    let cases: &[(&str, &[Item])] = &[
+        (
+            map,
+            &[
+                (
+                    "k8s.gcr.io/pause",
+                    "registry.cn-shenzhen.aliyuncs.com/kubernetes_aliyun/pause",
+                    Some(5),
+                ),
+                (
+                    "quay.io/coreos/flannel",
+                    "registry.cn-shenzhen.aliyuncs.com/quayio_aliyun/flannel",
+                    None,
+                ),
+            ],
+        ),
+        (
+            list,
+            &[
+                ("k8s.gcr.io/coredns", "r.io/k8s/coredns", None),
+                ("docker.io/coredns/coredns", "r.io/hub/coredns", None),
+            ],
+        ),
+    ];
+    for (text, expected) in cases {
+        let path = dir.path().join("items.yml");
+        std::fs::write(&path, text).expect("write items.yml");
+        let config = Config::load(&path).expect("loads");
+        let got: Vec<(String, String, Option<u32>)> = config
+            .images()
+            .iter()
+            .map(|e| {
+                (
+                    e.source.to_string(),
+                    e.destinations[0].to_string(),
+                    e.selection.limit(),
+                )
+            })
+            .collect();
+        let want: Vec<(String, String, Option<u32>)> = expected
+            .iter()
+            .map(|(s, t, l)| (s.to_string(), t.to_string(), *l))
+            .collect();
+        assert_eq!(got, want);
+        let pause: crate::reference::Reference = "k8s.gcr.io/pause:2.0".parse().expect("valid");
+        let mapped = config
+            .rules()
+            .target(&pause, Stage::Mirror)
+            .expect("ferryman preset");
+        assert_eq!(
+            mapped.to_string(),
+            "registry.cn-shenzhen.aliyuncs.com/kubernetes_aliyun/pause:2.0"
+        );
+    }
+    std::fs::write(
+        dir.path().join("bad.yml"),
+        "pause:\n  source: k8s.gcr.io/\n  target: r.io/Up/\n",
+    )
+    .expect("write");
+    let e = Config::load(dir.path().join("bad.yml")).expect_err("uppercase target");
+    assert!(
+        e.to_string()
+            .ends_with("bad.yml:3:11: repository name must be lowercase (r.io/Up/pause)"),
+        "{e}"
+    );
+    let e = Config::load("config/images.yaml").expect_err("a file of a config directory");
+    assert_eq!(
+        e.to_string(),
+        "config/images.yaml: a configuration file: give the directory that holds it"
+    );
+}
+
+#[test]
+fn value_forms_and_targets() {
+    let project = Project::new(&[
+        NSTL,
+        (
+            "images.yaml",
+            "nginx:1.25:\nredis:7: r.io/cache/redis:stable\nbusybox: [r.io/a/busybox, r.io/b/busybox]\n\
+             \"ghcr.io/x/y:/^v1/\":\n  to: r.io/y\n  semver: '>=1.2'\n  exclude: rc\n  platforms: linux/arm64/v8\n",
+        ),
+    ]);
+    let config = project.load().expect("loads");
+    let images = config.images();
+    let mirror = |i: usize, tag: &str| -> Vec<String> {
+        let source = images[i].source.with_tag(tag).expect("tag");
+        let targets = config
+            .targets(&images[i], &source, Stage::Mirror)
+            .expect("maps");
+        targets.iter().map(ToString::to_string).collect()
+    };
+    assert_eq!(
+        mirror(0, "1.25"),
+        ["registry.cn-beijing.aliyuncs.com/public-image-mirror/docker.io_nginx:1.25"]
+    );
+    assert_eq!(mirror(1, "7"), ["r.io/cache/redis:stable"]);
+    assert_eq!(
+        mirror(2, "1.36"),
+        ["r.io/a/busybox:1.36", "r.io/b/busybox:1.36"]
+    );
+    let private = config.targets(
+        &images[1],
+        &images[1].source.with_tag("7").expect("tag"),
+        Stage::Private,
+    );
+    assert_eq!(
+        private.expect("maps")[0].to_string(),
+        "docker-hosted.nstl-dev.com/library/redis:7"
+    );
+    let y = &images[3];
+    assert!(
+        y.selection.admits("v1.2.0")
+            && !y.selection.admits("v1.3.0-rc1")
+            && !y.selection.admits("v0.9")
+    );
+    assert_eq!(y.platforms, ["linux/arm64/v8"]);
+    assert_eq!(y.location.line(), 4);
+}
+
+#[test]
+fn disjoint_explicit_tags_may_share_a_target() {
+    let rules = "stages:\n  mirror:\n    registry: r.io\n    rules:\n      - match: '**'\n        target: m/{name}\n";
+    let ok = Project::new(&[
+        ("rules.yaml", rules),
+        ("images.yaml", "quay.io/a/app:1,2:\nghcr.io/b/app:3:\n"),
+    ]);
+    ok.load().expect("disjoint explicit tags");
+    let clash = Project::new(&[
+        ("rules.yaml", rules),
+        ("images.yaml", "quay.io/a/app:1,2:\nghcr.io/b/app:2:\n"),
+    ]);
+    let e = clash.load().expect_err("tag 2 twice");
+    assert_eq!(
+        clash.relative(&e),
+        "config/images.yaml:2:1: ghcr.io/b/app and quay.io/a/app (config/images.yaml:1) both map to r.io/m/app in stage mirror"
+    );
+}
+
+fn shipped() -> Config {
+    Config::load_with_env(Path::new("config"), &env).expect("the shipped config loads")
+}
+
+#[test]
+fn shipped_config_loads() {
+    let config = shipped();
+    assert!(config.images().len() >= 20);
+    assert_eq!(config.builds().len(), 2);
+    let auth = config.auth().entries().expect("all variables set");
+    assert_eq!(auth[0].username.as_deref(), Some("aliyun-hunter2"));
+    let without_env =
+        Config::load_with_env(Path::new("config"), &|_| None).expect("loads without secrets");
+    let e = without_env
+        .auth()
+        .entries_for(["docker-hosted.nstl-dev.com"])
+        .expect_err("NSTL_* unset");
+    assert!(
+        e.to_string()
+            .starts_with("config/auth.yaml:15:13: username needs"),
+        "{e}"
+    );
+    assert!(without_env
+        .auth()
+        .entries_for(["ghcr.io"])
+        .expect("no entry")
+        .is_empty());
+}
+
+#[test]
+fn hop2_round_trips_through_images_yaml() {
+    let config = shipped();
+    let hop2 = hop2::expand(&config).expect("expands");
+    let nginx_ext = hop2
+        .iter()
+        .find(|e| {
+            e.selection.explicit_tags()
+                == Some(&["1.17.4-n-ext".to_owned(), "1.25.3-n-ext".to_owned()])
+        })
+        .expect("nginx-ext tags");
+    assert_eq!(
+        nginx_ext.source.to_string(),
+        "registry.cn-beijing.aliyuncs.com/public-image-mirror/docker.io_nginx"
+    );
+    assert_eq!(
+        nginx_ext.destinations[0].to_string(),
+        "docker-hosted.nstl-dev.com/library/nginx"
+    );
+    let text = hop2::generate(&config).expect("writes");
+    let project = Project::new(&[("images.yaml", text.as_str())]);
+    let again = project.load().expect("generated config loads");
+    assert_eq!(again.images(), hop2.as_slice());
+    assert!(
+        hop2.len() > config.images().len(),
+        "extension tags are included"
+    );
+}
