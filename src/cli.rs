@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::platform::Platform;
+use crate::rules::Stage;
 use crate::shard::Shard;
 
 /// Mirror public container images into registries you control, and build `-n-ext` images.
@@ -46,15 +47,6 @@ pub enum Command {
     Cache(CacheArgs),
 }
 
-/// Which hop a command works on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StageArg {
-    /// Hop 1: public source -> mirror registry.
-    Mirror,
-    /// Hop 2: mirror registry -> private registry.
-    Private,
-}
-
 /// How images travel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TransportArg {
@@ -72,8 +64,8 @@ pub struct Selection {
     pub images: Vec<String>,
 
     /// The hop: `mirror` (sources -> mirror) or `private` (mirror -> private).
-    #[arg(long, value_enum, default_value = "mirror")]
-    pub stage: StageArg,
+    #[arg(long, default_value = "mirror")]
+    pub stage: Stage,
 
     /// Only these platforms, comma-separated (default: every Linux platform).
     #[arg(long, value_delimiter = ',')]
@@ -189,8 +181,8 @@ pub struct TagsArgs {
 #[derive(Debug, Clone, Args)]
 pub struct GenerateArgs {
     /// The hop to write a config for (only `private` is meaningful today).
-    #[arg(long, value_enum, default_value = "private")]
-    pub stage: StageArg,
+    #[arg(long, default_value = "private")]
+    pub stage: Stage,
 
     /// Write to this file instead of stdout.
     #[arg(long, short = 'o', value_name = "FILE")]
@@ -292,7 +284,7 @@ mod tests {
             panic!("sync expected");
         };
         assert_eq!(sync.selection.images, vec!["nginx:1.25"]);
-        assert_eq!(sync.selection.stage, StageArg::Private);
+        assert_eq!(sync.selection.stage, Stage::Private);
         assert_eq!(sync.transport, TransportArg::Registry);
         assert_eq!(sync.selection.platform.len(), 2);
         assert_eq!(

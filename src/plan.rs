@@ -1,19 +1,30 @@
-//! The plan: a pure list of jobs, each a source image, its target, and the platforms.
+//! The plan: a list of jobs, each a source image, its target, and the platforms, with the
+//! reason it is there. Built from the config for one stage, in an order that keeps the
+//! images of one repository together (they share layers in the daemon's cache).
 //!
-//! Owns the job type and the ordering of work. It must not do I/O: deciding that a job is
-//! already done needs the network and belongs to the transports.
+//! Owns expansion (entries × tags × targets), one-off images from the command line, shards
+//! and the plan's JSON form. Listing tags is the only I/O here, behind [`TagSource`].
 
+use std::collections::BTreeSet;
+use std::future::Future;
+
+use crate::config::selection::{parse_key, TagSelection, TagSet};
+use crate::config::{Config, ConfigError, ImageEntry, Location};
 use crate::platform::Platform;
 use crate::reference::Reference;
+use crate::rules::Stage;
+use crate::select;
+use crate::shard::Shard;
 
 /// Copy one image (one tag or digest) from a source to a target.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Job {
     /// Source image with its tag or digest.
     pub source: Reference,
     /// Target image with its tag.
     pub target: Reference,
     /// Platforms to copy; empty means every Linux platform of the source.
+    #[serde(default)]
     pub platforms: Vec<Platform>,
 }
 
@@ -27,3 +38,189 @@ impl Job {
         }
     }
 }
+
+/// Lists tags and reads creation times; the registry client in real runs.
+pub trait TagSource: Sync {
+    /// All tags of the repository of `repository`.
+    fn tags(&self, repository: &Reference) -> impl Future<Output = Result<Vec<String>, String>> + Send;
+    /// Unix seconds the image `image` was created (`None` when unknown).
+    fn created(&self, image: &Reference) -> impl Future<Output = Result<Option<i64>, String>> + Send;
+}
+
+/// What a command asks to plan.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// Only these images (command-line references); empty = every entry of images.yaml.
+    pub images: Vec<String>,
+    /// Platforms from `--platform`, overriding the entries' own.
+    pub platforms: Vec<Platform>,
+    /// Only the share of this shard.
+    pub shard: Option<Shard>,
+}
+
+/// One entry as it travels in a stage: where it is read from and what selects its tags.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The entry of images.yaml (or a one-off from the command line).
+    pub entry: ImageEntry,
+    /// Repository the stage reads from: the source (mirror stage) or its mirror (private).
+    pub from: Reference,
+}
+
+/// An entry whose tags could not be listed; the rest of the plan still runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unresolved {
+    /// The repository whose tags were asked for.
+    pub source: Reference,
+    /// Why, in one line.
+    pub error: String,
+}
+
+/// The routes of a stage, after the command line's images and the shard are applied.
+pub fn routes(config: &Config, stage: Stage, request: &Request) -> Result<Vec<Route>, ConfigError> {
+    let mut entries: Vec<ImageEntry> = if request.images.is_empty() {
+        config.images().to_vec()
+    } else {
+        request
+            .images
+            .iter()
+            .map(|image| one_off(config, image))
+            .collect::<Result<_, _>>()?
+    };
+    if let Some(shard) = request.shard {
+        entries.retain(|e| shard.owns(&e.source.repository_name()));
+    }
+    let mut routes = Vec::with_capacity(entries.len());
+    for mut entry in entries {
+        if !request.platforms.is_empty() {
+            entry.platforms = request.platforms.clone();
+        }
+        let from = match stage {
+            Stage::Mirror => entry.source.clone(),
+            Stage::Private => first_target(config, &entry, &entry.source, Stage::Mirror)?,
+        };
+        routes.push(Route { entry, from });
+    }
+    routes.sort_by(|a, b| a.from.cmp(&b.from));
+    Ok(routes)
+}
+
+/// The concrete tags a route means, listing them when the selection needs it.
+pub async fn resolve_tags(route: &Route, tags: &impl TagSource) -> Result<Vec<String>, String> {
+    let selection = &route.entry.selection;
+    match selection.tags() {
+        TagSet::List(list) => return Ok(list.clone()),
+        TagSet::Digest { .. } => return Ok(Vec::new()),
+        TagSet::All | TagSet::Regex(_) => {}
+    }
+    let listed = tags.tags(&route.from).await?;
+    let named: Vec<&str> = select::by_name(selection, &listed);
+    if !select::needs_created(selection) {
+        return Ok(named.into_iter().map(str::to_owned).collect());
+    }
+    let mut created = Vec::with_capacity(named.len());
+    for tag in named {
+        let image = route.from.with_tag(tag).map_err(|e| e.to_string())?;
+        created.push((tag, tags.created(&image).await?.unwrap_or(i64::MIN)));
+    }
+    Ok(select::newest_by_created(created, selection.limit())
+        .into_iter()
+        .map(str::to_owned)
+        .collect())
+}
+
+/// The jobs of one route for its resolved `tags` (a digest entry needs none).
+pub fn jobs(config: &Config, route: &Route, stage: Stage, tags: &[String]) -> Result<Vec<Job>, ConfigError> {
+    let entry = &route.entry;
+    let pinned: Vec<Reference> = match entry.selection.tags() {
+        TagSet::Digest { digest, tag } => {
+            let with_tag = match tag {
+                Some(tag) => entry.source.with_tag(tag),
+                None => Ok(entry.source.clone()),
+            };
+            vec![with_tag
+                .and_then(|r| r.with_digest(digest))
+                .map_err(|e| located(entry, e))?]
+        }
+        _ => tags
+            .iter()
+            .map(|tag| entry.source.with_tag(tag).map_err(|e| located(entry, e)))
+            .collect::<Result<_, _>>()?,
+    };
+    let mut jobs = Vec::new();
+    for original in pinned {
+        let source = match stage {
+            Stage::Mirror => original.clone(),
+            Stage::Private => first_target(config, entry, &original, Stage::Mirror)?,
+        };
+        for target in config
+            .targets(entry, &original, stage)
+            .map_err(|e| located(entry, e))?
+        {
+            jobs.push(Job::new(source.clone(), target, entry.platforms.clone()));
+        }
+    }
+    Ok(jobs)
+}
+
+/// Drops repeated jobs and orders them by source repository, then tag.
+pub fn finish(mut jobs: Vec<Job>) -> Vec<Job> {
+    let mut seen = BTreeSet::new();
+    jobs.retain(|j| seen.insert((j.source.to_string(), j.target.to_string())));
+    jobs.sort_by(|a, b| {
+        (a.source.repository_name(), a.source.tag(), a.target.to_string()).cmp(&(
+            b.source.repository_name(),
+            b.source.tag(),
+            b.target.to_string(),
+        ))
+    });
+    jobs
+}
+
+/// Reads the jobs of `ferry plan --json` output.
+pub fn from_json(text: &str) -> Result<Vec<Job>, String> {
+    serde_json::from_str(text).map_err(|e| format!("not a ferry plan: {e}"))
+}
+
+/// A command-line image: its images.yaml entry restricted to the given tags, or a new
+/// entry mapped by the rules. No tag means `latest`, as with `docker pull`.
+fn one_off(config: &Config, image: &str) -> Result<ImageEntry, ConfigError> {
+    let usage = |message: String| {
+        ConfigError::new(Location::file_only("command line"), message).with_value(image)
+    };
+    let (repository, tags) = parse_key(image).map_err(usage)?;
+    let tags = match tags {
+        TagSet::All => TagSet::List(vec!["latest".to_owned()]),
+        other => other,
+    };
+    let known = config.images().iter().find(|e| e.source == repository);
+    Ok(match known {
+        Some(entry) => ImageEntry {
+            selection: TagSelection::new(tags),
+            ..entry.clone()
+        },
+        None => ImageEntry {
+            source: repository,
+            selection: TagSelection::new(tags),
+            destinations: Vec::new(),
+            platforms: Vec::new(),
+            location: Location::file_only("command line"),
+        },
+    })
+}
+
+fn first_target(config: &Config, entry: &ImageEntry, source: &Reference, stage: Stage) -> Result<Reference, ConfigError> {
+    config
+        .targets(entry, source, stage)
+        .map_err(|e| located(entry, e))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| located(entry, format!("no {stage} target")))
+}
+
+fn located(entry: &ImageEntry, cause: impl std::fmt::Display) -> ConfigError {
+    ConfigError::new(entry.location.clone(), cause).with_value(&entry.source)
+}
+
+#[cfg(test)]
+mod tests;

@@ -12,6 +12,7 @@ use serde_saphyr::Spanned;
 use super::error::{ConfigError, Location};
 use super::selection::{parse_key, TagOrder, TagSelection, TagSet};
 use super::yaml::{Entries, OneOrMany, YamlFile};
+use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::rules::parse_reference;
 use crate::rules::pattern::regex_error;
@@ -26,7 +27,7 @@ pub struct ImageEntry {
     /// Explicit destinations; empty means "from the mapping rules" (the normal case).
     pub destinations: Vec<Reference>,
     /// `os/arch[/variant]` to copy, all `linux`; empty means every Linux platform.
-    pub platforms: Vec<String>,
+    pub platforms: Vec<Platform>,
     /// Where the key is written.
     pub location: Location,
 }
@@ -165,7 +166,7 @@ fn mapping(
     key: &Spanned<String>,
     mut tags: TagSet,
     options: ImageOptions,
-) -> Result<(TagSelection, Vec<String>), ConfigError> {
+) -> Result<(TagSelection, Vec<Platform>), ConfigError> {
     if let Some(regex) = &options.tags {
         if !matches!(tags, TagSet::All) {
             let message = "tags given twice: the key already names tags";
@@ -221,9 +222,9 @@ fn mapping(
         .map(OneOrMany::into_list)
         .unwrap_or_default()
     {
-        validate_platform(&platform.value)
+        let parsed = linux_platform(&platform.value)
             .map_err(|m| file.error(&platform, m).with_value(&platform.value))?;
-        platforms.push(platform.value);
+        platforms.push(parsed);
     }
     Ok((selection, platforms))
 }
@@ -248,20 +249,12 @@ fn destination(text: &str, selection: &TagSelection) -> Result<Reference, String
 }
 
 /// `linux/<arch>[/<variant>]`: ferry only copies Linux platforms.
-pub fn validate_platform(text: &str) -> Result<(), String> {
-    let parts: Vec<&str> = text.split('/').collect();
-    let word = |p: &&str| {
-        !p.is_empty()
-            && p.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-    };
-    if !(2..=3).contains(&parts.len()) || !parts.iter().all(word) {
-        return Err("invalid platform: expected os/arch[/variant], e.g. linux/amd64".to_owned());
-    }
-    if parts[0] != "linux" {
+fn linux_platform(text: &str) -> Result<Platform, String> {
+    let platform: Platform = text.parse()?;
+    if !platform.is_linux() {
         return Err("only linux platforms can be copied".to_owned());
     }
-    Ok(())
+    Ok(platform)
 }
 
 /// Writes entries as images.yaml that [`crate::config::Config::load`] reads back to equal
@@ -295,7 +288,7 @@ pub fn to_yaml(entries: &[ImageEntry], header: &str) -> String {
             }
         }
         if !entry.platforms.is_empty() {
-            let list: Vec<String> = entry.platforms.iter().map(|p| quote(p)).collect();
+            let list: Vec<String> = entry.platforms.iter().map(|p| quote(&p.to_string())).collect();
             fields.push(format!("platforms: [{}]", list.join(", ")));
         }
         let to = match dests.as_slice() {

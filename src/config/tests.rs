@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::*;
+use crate::platform::Platform;
 use crate::rules::hop2;
 
 const NSTL: (&str, &str) = ("rules.yaml", "preset: nstl\n");
@@ -292,7 +293,7 @@ fn value_forms_and_targets() {
             && !y.selection.admits("v1.3.0-rc1")
             && !y.selection.admits("v0.9")
     );
-    assert_eq!(y.platforms, ["linux/arm64/v8"]);
+    assert_eq!(y.platforms, [Platform::new("linux", "arm64", Some("v8"))]);
     assert_eq!(y.location.line(), 4);
 }
 

@@ -5,6 +5,7 @@
 
 use crate::config::images::to_yaml;
 use crate::config::{Config, ConfigError, ImageEntry, Location, TagSelection, TagSet};
+use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::rules::Stage;
 
@@ -94,7 +95,7 @@ pub fn generate(config: &Config) -> Result<String, ConfigError> {
 fn group(
     out: &mut Vec<ImageEntry>,
     pairs: Vec<(Reference, Reference)>,
-    platforms: &[String],
+    platforms: &[Platform],
     location: &Location,
 ) {
     let mut grouped: Vec<(Reference, Reference, Vec<String>)> = Vec::new();
@@ -124,7 +125,7 @@ fn entry(
     source: Reference,
     tags: Vec<String>,
     dest: Reference,
-    platforms: &[String],
+    platforms: &[Platform],
     location: &Location,
 ) -> ImageEntry {
     ImageEntry {
