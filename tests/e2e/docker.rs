@@ -1,14 +1,12 @@
 //! The Docker Engine layer against the real dockerd and real `docker-registry` processes.
 //!
-//! Each test builds its own busybox image (no internet), uses its own registry on a free
-//! port and removes every image it made. `fixture` moves to the shared support later.
+//! Each test builds its own busybox image (no internet), uses its own `support::Registry`
+//! and removes every image it made. `harness` holds what names ferry's own types.
 
-mod fixture;
+mod harness;
 
 use std::io::Write as _;
-use std::process::Command;
 
-use bytes::Bytes;
 use ferry::docker::{
     BuildContext, BuildRequest, DiscardEvents, DockerApi, DockerErrorKind, Engine, ErrorClass,
     RegistryAuth,
@@ -18,24 +16,27 @@ use ferry::platform::Platform;
 use ferry::reference::Reference;
 use ferry::secret::Secret;
 
-use fixture::{busybox_build, busybox_context, unique, Images, Recorder, TestRegistry};
+use crate::support::{
+    docker, require_daemon, unique, Fixture, ImageCleanup, MediaKind, Registry, RegistryClient,
+    TRICKY_PASSWORD,
+};
+use harness::{busybox_build, reference, Recorder};
 
-/// The password this layer exists for: its base64 holds `+` and `/`.
-const URL_UNSAFE_PASSWORD: &str = "abc>>>??def";
 async fn engine() -> Engine {
+    require_daemon();
     Engine::connect().await.expect("dockerd is running")
 }
 
 #[tokio::test]
 async fn build_push_remove_and_pull_back_by_tag_and_digest_then_run() {
     let engine = engine().await;
-    let registry = TestRegistry::anonymous();
-    let images = Images::default();
+    let registry = Registry::anonymous();
+    let images = ImageCleanup::default();
     let label = unique("roundtrip");
-    let built_tag = registry.reference("e2e/roundtrip:built");
-    let target = registry.reference("e2e/roundtrip:1");
-    images.keep(built_tag.to_string());
-    images.keep(target.to_string());
+    let built_tag = reference(&registry, "e2e/roundtrip:built");
+    let target = reference(&registry, "e2e/roundtrip:1");
+    images.track(built_tag.to_string());
+    images.track(target.to_string());
 
     let build_events = Recorder::default();
     let id = engine
@@ -45,7 +46,7 @@ async fn build_push_remove_and_pull_back_by_tag_and_digest_then_run() {
         )
         .await
         .expect("build");
-    images.keep(&id);
+    images.track(&id);
     assert!(id.starts_with("sha256:"), "{id}");
     let lines = build_events.build_lines();
     assert!(lines.iter().any(|l| l.starts_with("Step 2/")), "{lines:?}");
@@ -109,10 +110,7 @@ async fn build_push_remove_and_pull_back_by_tag_and_digest_then_run() {
         .expect("pull by digest");
     assert_eq!(pulled.digest.as_deref(), Some(digest.as_str()));
 
-    let run = Command::new("docker")
-        .args(["run", "--rm", &pinned, "/bin/busybox", "echo", "ok"])
-        .output()
-        .expect("docker CLI");
+    let run = docker(&["run", "--rm", &pinned, "/bin/busybox", "echo", "ok"]);
     assert_eq!(
         String::from_utf8_lossy(&run.stdout).trim(),
         "ok",
@@ -124,25 +122,26 @@ async fn build_push_remove_and_pull_back_by_tag_and_digest_then_run() {
 #[tokio::test]
 async fn htpasswd_registry_takes_a_url_unsafe_password_and_refuses_a_wrong_one() {
     let engine = engine().await;
-    let registry = TestRegistry::with_htpasswd("ferry", URL_UNSAFE_PASSWORD);
-    let images = Images::default();
-    let target = registry.reference("e2e/private:1");
-    images.keep(target.to_string());
+    let registry = Registry::basic("ferry", TRICKY_PASSWORD);
+    let images = ImageCleanup::default();
+    let target = reference(&registry, "e2e/private:1");
+    images.track(target.to_string());
 
     // Build from a context file this time.
     let label = unique("private");
     let dir = tempfile::tempdir().expect("tempdir");
     let context = dir.path().join("context.tar");
     std::fs::File::create(&context)
-        .and_then(|mut f| f.write_all(&busybox_context(&label)))
+        .and_then(|mut f| f.write_all(&Fixture::busybox_context(&label)))
         .expect("write context");
     let mut build = busybox_build(vec![target.clone()], &label);
     build.context = BuildContext::TarFile(context);
     let id = engine.build(&build, &DiscardEvents).await.expect("build");
-    images.keep(&id);
+    images.track(&id);
 
-    let auth = |password: &str| RegistryAuth::new("ferry", Secret::new(password), &registry.host);
-    let good = auth(URL_UNSAFE_PASSWORD);
+    let host = registry.host();
+    let auth = |password: &str| RegistryAuth::new("ferry", Secret::new(password), &host);
+    let good = auth(TRICKY_PASSWORD);
     let digest = engine
         .push(&target, Some(&good), &DiscardEvents)
         .await
@@ -158,7 +157,7 @@ async fn htpasswd_registry_takes_a_url_unsafe_password_and_refuses_a_wrong_one()
     assert_eq!(err.class(), Some(ErrorClass::Unauthorized), "{text}");
     assert!(!err.is_retryable());
     assert!(
-        text.starts_with(&format!("cannot push {target} to {}: ", registry.host)),
+        text.starts_with(&format!("cannot push {target} to {}: ", registry.host())),
         "{text}"
     );
     assert!(
@@ -183,8 +182,8 @@ async fn htpasswd_registry_takes_a_url_unsafe_password_and_refuses_a_wrong_one()
 #[tokio::test]
 async fn pull_of_a_missing_tag_is_one_clean_line() {
     let engine = engine().await;
-    let registry = TestRegistry::anonymous();
-    let missing = registry.reference("e2e/nothing:missing");
+    let registry = Registry::anonymous();
+    let missing = reference(&registry, "e2e/nothing:missing");
     let err = engine
         .pull(&missing, None, None, &DiscardEvents)
         .await
@@ -193,7 +192,7 @@ async fn pull_of_a_missing_tag_is_one_clean_line() {
     assert_eq!(err.class(), Some(ErrorClass::NotFound), "{text}");
     assert!(!err.is_retryable());
     assert!(
-        text.starts_with(&format!("cannot pull {missing} from {}: ", registry.host)),
+        text.starts_with(&format!("cannot pull {missing} from {}: ", registry.host())),
         "{text}"
     );
     assert!(text.contains("not found") && !text.contains('\n'), "{text}");
@@ -205,14 +204,7 @@ async fn a_failing_build_is_one_clean_line() {
     let tag: Reference = format!("ferry-e2e/broken:{}", unique("b"))
         .parse()
         .expect("reference");
-    let mut tar = tar::Builder::new(Vec::new());
-    let dockerfile = b"FROM scratch\nCOPY missing-file /\n";
-    let mut header = tar::Header::new_gnu();
-    header.set_size(dockerfile.len() as u64);
-    header.set_mode(0o644);
-    tar.append_data(&mut header, "Dockerfile", &dockerfile[..])
-        .expect("Dockerfile");
-    let context = Bytes::from(tar.into_inner().expect("tar"));
+    let context = Fixture::dockerfile_context("FROM scratch\nCOPY missing-file /\n");
     let events = Recorder::default();
     let err = engine
         .build(
@@ -239,45 +231,35 @@ async fn a_failing_build_is_one_clean_line() {
 /// manifest digest, manifest size and image id.
 async fn push_platform(
     engine: &Engine,
-    registry: &TestRegistry,
-    images: &Images,
+    registry: &Registry,
+    images: &ImageCleanup,
     platform: &str,
     tag: &str,
 ) -> (String, usize, String) {
-    let target = registry.reference(&format!("e2e/multi:{tag}"));
-    images.keep(target.to_string());
+    let target = reference(registry, &format!("e2e/multi:{tag}"));
+    images.track(target.to_string());
     let mut build = busybox_build(vec![target.clone()], &unique(tag));
     build.platform = Some(platform.parse().expect("platform"));
     let id = engine.build(&build, &DiscardEvents).await.expect("build");
-    images.keep(&id);
+    images.track(&id);
     let digest = engine
         .push(&target, None, &DiscardEvents)
         .await
         .expect("push");
-    let manifest = reqwest::Client::new()
-        .get(format!(
-            "http://{}/v2/e2e/multi/manifests/{digest}",
-            registry.host
-        ))
-        .header(
-            "Accept",
-            "application/vnd.docker.distribution.manifest.v2+json",
-        )
-        .send()
+    let manifest = RegistryClient::new(registry)
+        .manifest("e2e/multi", &digest)
         .await
-        .and_then(|r| r.error_for_status())
-        .expect("manifest")
-        .bytes()
-        .await
-        .expect("manifest bytes");
-    (digest, manifest.len(), id)
+        .expect("manifest");
+    assert_eq!(manifest.media_type, MediaKind::Docker.manifest_type());
+    assert_eq!(manifest.digest, digest);
+    (digest, manifest.bytes.len(), id)
 }
 
 #[tokio::test]
 async fn a_foreign_architecture_is_pulled_by_digest() {
     let engine = engine().await;
-    let registry = TestRegistry::anonymous();
-    let images = Images::default();
+    let registry = Registry::anonymous();
+    let images = ImageCleanup::default();
     let (arm_digest, arm_size, arm_id) =
         push_platform(&engine, &registry, &images, "linux/arm64", "arm64").await;
     let (amd_digest, amd_size, amd_id) =
@@ -286,44 +268,32 @@ async fn a_foreign_architecture_is_pulled_by_digest() {
 
     let entry = |digest: &str, size: usize, arch: &str| {
         serde_json::json!({
-            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "mediaType": MediaKind::Docker.manifest_type(),
             "digest": digest, "size": size,
             "platform": {"os": "linux", "architecture": arch}
         })
     };
     let index = serde_json::json!({
         "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+        "mediaType": MediaKind::Docker.index_type(),
         "manifests": [entry(&amd_digest, amd_size, "amd64"), entry(&arm_digest, arm_size, "arm64")]
     });
-    let response = reqwest::Client::new()
-        .put(format!(
-            "http://{}/v2/e2e/multi/manifests/multi",
-            registry.host
-        ))
-        .header(
-            "Content-Type",
-            "application/vnd.docker.distribution.manifest.list.v2+json",
+    let index_digest = RegistryClient::new(&registry)
+        .push_manifest(
+            "e2e/multi",
+            "multi",
+            MediaKind::Docker.index_type(),
+            index.to_string().as_bytes(),
         )
-        .body(index.to_string())
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .expect("index accepted");
-    let index_digest = response
-        .headers()
-        .get("Docker-Content-Digest")
-        .and_then(|v| v.to_str().ok())
-        .expect("index digest")
-        .to_owned();
+        .await;
 
     assert!(engine.remove(&arm_id).await.expect("remove"));
     assert!(engine.remove(&amd_id).await.expect("remove"));
-    let repo = registry.reference("e2e/multi");
+    let repo = reference(&registry, "e2e/multi");
     let arm64: Platform = "linux/arm64".parse().expect("platform");
 
     let from_index = repo.with_digest(&index_digest).expect("digest");
-    images.keep(format!("{}@{index_digest}", repo.repository_name()));
+    images.track(format!("{}@{index_digest}", repo.repository_name()));
     engine
         .pull(&from_index, Some(&arm64), None, &DiscardEvents)
         .await
@@ -337,7 +307,7 @@ async fn a_foreign_architecture_is_pulled_by_digest() {
     assert_eq!(info.id, arm_id);
 
     let by_manifest = repo.with_digest(&arm_digest).expect("digest");
-    images.keep(format!("{}@{arm_digest}", repo.repository_name()));
+    images.track(format!("{}@{arm_digest}", repo.repository_name()));
     engine
         .pull(&by_manifest, Some(&arm64), None, &DiscardEvents)
         .await

@@ -3,7 +3,9 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Panics with a clear message unless `docker info` answers (checked once per process).
 pub fn require_daemon() {
@@ -114,5 +116,41 @@ impl Docker {
 impl Default for Docker {
     fn default() -> Self {
         Docker::new()
+    }
+}
+
+/// `PREFIX-PID-N-NANOS`: a name (image tag, label value) that no other test, test process
+/// or earlier run has given anything on the shared daemon.
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{}-{n}-{nanos}", std::process::id())
+}
+
+/// The images (ids or references) a test made on the daemon, removed with `docker rmi
+/// --force` on `Drop`: also when the test fails halfway. Missing ones are not an error.
+#[derive(Default)]
+pub struct ImageCleanup(Mutex<Vec<String>>);
+
+impl ImageCleanup {
+    /// Removes `image` when this is dropped.
+    pub fn track(&self, image: impl Into<String>) {
+        let mut images = self.0.lock().expect("image cleanup lock");
+        images.push(image.into());
+    }
+}
+
+impl Drop for ImageCleanup {
+    fn drop(&mut self) {
+        let images = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
+        if !images.is_empty() {
+            let _ = Command::new("docker")
+                .args(["rmi", "--force"])
+                .args(&images)
+                .output();
+        }
     }
 }
