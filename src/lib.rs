@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod cli;
+pub mod command;
 pub mod config;
 pub mod credentials;
 pub mod docker;

@@ -1,1 +1,41 @@
-fn main() {}
+//! The `ferry` binary: parses the command line, runs the command, maps the outcome to an
+//! exit code (0 done, 1 some images failed, 2 bad config or usage). Nothing else.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use ferry::cli::Cli;
+use ferry::command::{execute, CommandError, EXIT_FAILED};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("ferry: cannot start the async runtime: {error}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let mut stdout = std::io::stdout();
+    match runtime.block_on(execute(cli, &mut stdout)) {
+        Ok(code) => ExitCode::from(code),
+        Err(CommandError::OutputClosed) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("ferry: {error}");
+            ExitCode::from(error.exit_code())
+        }
+    }
+}

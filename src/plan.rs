@@ -42,9 +42,15 @@ impl Job {
 /// Lists tags and reads creation times; the registry client in real runs.
 pub trait TagSource: Sync {
     /// All tags of the repository of `repository`.
-    fn tags(&self, repository: &Reference) -> impl Future<Output = Result<Vec<String>, String>> + Send;
+    fn tags(
+        &self,
+        repository: &Reference,
+    ) -> impl Future<Output = Result<Vec<String>, String>> + Send;
     /// Unix seconds the image `image` was created (`None` when unknown).
-    fn created(&self, image: &Reference) -> impl Future<Output = Result<Option<i64>, String>> + Send;
+    fn created(
+        &self,
+        image: &Reference,
+    ) -> impl Future<Output = Result<Option<i64>, String>> + Send;
 }
 
 /// What a command asks to plan.
@@ -130,7 +136,12 @@ pub async fn resolve_tags(route: &Route, tags: &impl TagSource) -> Result<Vec<St
 }
 
 /// The jobs of one route for its resolved `tags` (a digest entry needs none).
-pub fn jobs(config: &Config, route: &Route, stage: Stage, tags: &[String]) -> Result<Vec<Job>, ConfigError> {
+pub fn jobs(
+    config: &Config,
+    route: &Route,
+    stage: Stage,
+    tags: &[String],
+) -> Result<Vec<Job>, ConfigError> {
     let entry = &route.entry;
     let pinned: Vec<Reference> = match entry.selection.tags() {
         TagSet::Digest { digest, tag } => {
@@ -168,11 +179,16 @@ pub fn finish(mut jobs: Vec<Job>) -> Vec<Job> {
     let mut seen = BTreeSet::new();
     jobs.retain(|j| seen.insert((j.source.to_string(), j.target.to_string())));
     jobs.sort_by(|a, b| {
-        (a.source.repository_name(), a.source.tag(), a.target.to_string()).cmp(&(
-            b.source.repository_name(),
-            b.source.tag(),
-            b.target.to_string(),
-        ))
+        (
+            a.source.repository_name(),
+            a.source.tag(),
+            a.target.to_string(),
+        )
+            .cmp(&(
+                b.source.repository_name(),
+                b.source.tag(),
+                b.target.to_string(),
+            ))
     });
     jobs
 }
@@ -209,7 +225,12 @@ fn one_off(config: &Config, image: &str) -> Result<ImageEntry, ConfigError> {
     })
 }
 
-fn first_target(config: &Config, entry: &ImageEntry, source: &Reference, stage: Stage) -> Result<Reference, ConfigError> {
+fn first_target(
+    config: &Config,
+    entry: &ImageEntry,
+    source: &Reference,
+    stage: Stage,
+) -> Result<Reference, ConfigError> {
     config
         .targets(entry, source, stage)
         .map_err(|e| located(entry, e))?

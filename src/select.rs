@@ -67,11 +67,20 @@ mod tests {
         list.iter().map(|s| s.to_string()).collect()
     }
 
-    fn filtered(tags: TagSet, semver: Option<&str>, exclude: &[&str], limit: Option<u32>, order: TagOrder) -> TagSelection {
+    fn filtered(
+        tags: TagSet,
+        semver: Option<&str>,
+        exclude: &[&str],
+        limit: Option<u32>,
+        order: TagOrder,
+    ) -> TagSelection {
         TagSelection::new(tags)
             .with_filters(
                 semver.map(|r| VersionReq::parse(r).expect("range")),
-                exclude.iter().map(|e| Regex::new(e).expect("regex")).collect(),
+                exclude
+                    .iter()
+                    .map(|e| Regex::new(e).expect("regex"))
+                    .collect(),
                 limit,
                 order,
             )
@@ -80,12 +89,23 @@ mod tests {
 
     #[test]
     fn name_filters_then_newest_first() {
-        let all = tags(&["1.24.0", "1.25.3", "1.25.3-alpine", "1.26.0", "latest", "2.0.0-rc1"]);
+        let all = tags(&[
+            "1.24.0",
+            "1.25.3",
+            "1.25.3-alpine",
+            "1.26.0",
+            "latest",
+            "2.0.0-rc1",
+        ]);
         let regex = TagSet::Regex(Regex::new(r"^1\.").expect("regex"));
         let selection = filtered(regex, None, &["alpine"], None, TagOrder::Semver);
         assert_eq!(by_name(&selection, &all), ["1.26.0", "1.25.3", "1.24.0"]);
         let ranged = filtered(TagSet::All, Some(">=1.25, <2"), &[], None, TagOrder::Semver);
-        assert_eq!(by_name(&ranged, &all), ["1.26.0", "1.25.3"], "pre-releases are out");
+        assert_eq!(
+            by_name(&ranged, &all),
+            ["1.26.0", "1.25.3"],
+            "pre-releases are out"
+        );
     }
 
     #[test]
@@ -99,7 +119,9 @@ mod tests {
             ["2", "v1.10.1", "1.10", "1.9", "alpine", "latest"]
         );
         assert!(needs_listing(&everything));
-        assert!(!needs_listing(&TagSelection::new(TagSet::List(tags(&["1"])))));
+        assert!(!needs_listing(&TagSelection::new(TagSet::List(tags(&[
+            "1"
+        ])))));
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! the cache for blobs and tell it what they used.
 
 mod blobs;
+mod images;
 
 pub use blobs::{BlobCache, CacheError};
+pub use images::{cached_images, prune_images, CachedImage};
 
 /// Parses a size budget: `20GiB`, `500MB`, `1.5G`, `1048576` (bytes). Binary and decimal
 /// units are both accepted (`KiB`/`KB`/`K` …); a bare `G` means GiB, as in docker's docs.

@@ -288,7 +288,11 @@ pub fn to_yaml(entries: &[ImageEntry], header: &str) -> String {
             }
         }
         if !entry.platforms.is_empty() {
-            let list: Vec<String> = entry.platforms.iter().map(|p| quote(&p.to_string())).collect();
+            let list: Vec<String> = entry
+                .platforms
+                .iter()
+                .map(|p| quote(&p.to_string()))
+                .collect();
             fields.push(format!("platforms: [{}]", list.join(", ")));
         }
         let to = match dests.as_slice() {

@@ -197,7 +197,11 @@ impl fmt::Display for TagSelection {
             write!(f, " exclude /{}/", re.as_str())?;
         }
         if let Some(limit) = self.limit {
-            write!(f, " newest {limit} by {:?}", self.order)?;
+            let order = match self.order {
+                TagOrder::Semver => "semver",
+                TagOrder::Created => "creation time",
+            };
+            write!(f, " newest {limit} by {order}")?;
         }
         Ok(())
     }

@@ -148,70 +148,11 @@ pub trait DockerApi: Send + Sync {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
 
     use super::*;
+    use crate::docker::fake::FakeDocker;
     use crate::docker::DiscardEvents;
-
-    /// The shape of the fakes other modules' tests write: plain `async fn`s, state in a Mutex.
-    #[derive(Default)]
-    struct Fake {
-        calls: Mutex<Vec<String>>,
-    }
-
-    impl Fake {
-        fn log(&self, call: String) {
-            self.calls.lock().expect("lock").push(call);
-        }
-    }
-
-    impl DockerApi for Fake {
-        async fn pull(
-            &self,
-            image: &Reference,
-            _platform: Option<&Platform>,
-            _auth: Option<&RegistryAuth>,
-            _events: &dyn EventSink,
-        ) -> Result<Pulled, DockerError> {
-            self.log(format!("pull {image}"));
-            Ok(Pulled::default())
-        }
-
-        async fn tag(&self, source: &str, target: &Reference) -> Result<(), DockerError> {
-            self.log(format!("tag {source} {target}"));
-            Ok(())
-        }
-
-        async fn push(
-            &self,
-            target: &Reference,
-            _auth: Option<&RegistryAuth>,
-            _events: &dyn EventSink,
-        ) -> Result<String, DockerError> {
-            self.log(format!("push {target}"));
-            Ok(format!("sha256:{}", "0".repeat(64)))
-        }
-
-        async fn inspect(&self, _image: &str) -> Result<Option<ImageInfo>, DockerError> {
-            Ok(None)
-        }
-
-        async fn list(&self, _labels: &[&str]) -> Result<Vec<ImageInfo>, DockerError> {
-            Ok(Vec::new())
-        }
-
-        async fn remove(&self, _image: &str) -> Result<bool, DockerError> {
-            Ok(false)
-        }
-
-        async fn build(
-            &self,
-            _request: &BuildRequest,
-            _events: &dyn EventSink,
-        ) -> Result<String, DockerError> {
-            Ok(String::new())
-        }
-    }
 
     /// Pull, tag, push on a tokio worker: the trait's futures must be `Send`.
     async fn mirror<D: DockerApi + 'static>(
@@ -229,7 +170,7 @@ mod tests {
 
     #[tokio::test]
     async fn generic_callers_run_the_operations_on_spawned_tasks() {
-        let fake = Arc::new(Fake::default());
+        let fake = Arc::new(FakeDocker::default());
         let source: Reference = "nginx:1.25".parse().expect("ref");
         let target: Reference = "127.0.0.1:5000/library/nginx:1.25".parse().expect("ref");
         let digest = mirror(fake.clone(), source, target)
@@ -237,7 +178,7 @@ mod tests {
             .expect("mirrored");
         assert!(digest.starts_with("sha256:"));
         assert_eq!(
-            *fake.calls.lock().expect("lock"),
+            fake.calls(),
             [
                 "pull docker.io/library/nginx:1.25",
                 "tag docker.io/library/nginx:1.25 127.0.0.1:5000/library/nginx:1.25",

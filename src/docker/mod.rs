@@ -8,6 +8,8 @@ mod auth;
 mod engine;
 mod error;
 mod events;
+#[cfg(test)]
+pub(crate) mod fake;
 mod image;
 mod stream;
 mod transfer;

@@ -47,7 +47,12 @@ fn config(images: &str) -> (tempfile::TempDir, Config) {
     (dir, config)
 }
 
-async fn plan(config: &Config, stage: Stage, request: &Request, tags: &FakeTags) -> Vec<(String, String)> {
+async fn plan(
+    config: &Config,
+    stage: Stage,
+    request: &Request,
+    tags: &FakeTags,
+) -> Vec<(String, String)> {
     let mut all = Vec::new();
     for route in routes(config, stage, request).expect("routes") {
         let resolved = resolve_tags(&route, tags).await.expect("tags");
@@ -64,7 +69,8 @@ const PRIVATE: &str = "docker-hosted.nstl-dev.com";
 
 #[tokio::test]
 async fn both_stages_of_explicit_tags_follow_the_golden_table() {
-    let (_dir, config) = config("docker.io/nginx:1.17.4:\nregistry.k8s.io/coredns/coredns:latest:\n");
+    let (_dir, config) =
+        config("docker.io/nginx:1.17.4:\nregistry.k8s.io/coredns/coredns:latest:\n");
     let none = FakeTags::new(&[]);
     let mirror = plan(&config, Stage::Mirror, &Request::default(), &none).await;
     assert_eq!(
@@ -102,10 +108,19 @@ async fn listed_tags_are_filtered_and_limited_and_private_lists_the_mirror() {
     let (_dir, config) = config("ghcr.io/kube-vip/kube-vip:\n  tags: '^v'\n  limit: 2\n");
     let listing: &[(&str, i64)] = &[("v0.5.0", 1), ("v0.6.1", 2), ("latest", 3), ("v0.6.0", 4)];
     let mirror_repo = format!("{MIRROR}/public-image-mirror/ghcr.io_kube-vip_kube-vip");
-    let tags = FakeTags::new(&[("ghcr.io/kube-vip/kube-vip", listing), (&mirror_repo, &listing[..2])]);
+    let tags = FakeTags::new(&[
+        ("ghcr.io/kube-vip/kube-vip", listing),
+        (&mirror_repo, &listing[..2]),
+    ]);
     let mirror = plan(&config, Stage::Mirror, &Request::default(), &tags).await;
     let sources: Vec<&str> = mirror.iter().map(|(s, _)| s.as_str()).collect();
-    assert_eq!(sources, ["ghcr.io/kube-vip/kube-vip:v0.6.0", "ghcr.io/kube-vip/kube-vip:v0.6.1"]);
+    assert_eq!(
+        sources,
+        [
+            "ghcr.io/kube-vip/kube-vip:v0.6.0",
+            "ghcr.io/kube-vip/kube-vip:v0.6.1"
+        ]
+    );
     let private = plan(&config, Stage::Private, &Request::default(), &tags).await;
     let targets: Vec<&str> = private.iter().map(|(_, t)| t.as_str()).collect();
     assert_eq!(
@@ -124,7 +139,10 @@ async fn newest_by_creation_time_reads_each_candidate() {
     let tags = FakeTags::new(&[("quay.io/coreos/flannel", &[("v0.9", 50), ("v0.10", 40)])]);
     let mirror = plan(&config, Stage::Mirror, &Request::default(), &tags).await;
     assert_eq!(mirror.len(), 1);
-    assert_eq!(mirror[0].0, "quay.io/coreos/flannel:v0.9", "created later, though older by semver");
+    assert_eq!(
+        mirror[0].0, "quay.io/coreos/flannel:v0.9",
+        "created later, though older by semver"
+    );
 }
 
 #[tokio::test]
@@ -137,7 +155,13 @@ async fn command_line_images_restrict_or_extend_the_config() {
     };
     let jobs = plan(&config, Stage::Mirror, &request, &none).await;
     let sources: Vec<&str> = jobs.iter().map(|(s, _)| s.as_str()).collect();
-    assert_eq!(sources, ["docker.io/library/nginx:latest", "quay.io/coreos/flannel:v0.15.1"]);
+    assert_eq!(
+        sources,
+        [
+            "docker.io/library/nginx:latest",
+            "quay.io/coreos/flannel:v0.15.1"
+        ]
+    );
     let bad = Request {
         images: vec!["Nginx:1".into()],
         ..Request::default()
@@ -148,7 +172,9 @@ async fn command_line_images_restrict_or_extend_the_config() {
 
 #[tokio::test]
 async fn shards_split_the_work_without_overlap() {
-    let images: String = (0..12).map(|i| format!("docker.io/team/app{i}:1.0:\n")).collect();
+    let images: String = (0..12)
+        .map(|i| format!("docker.io/team/app{i}:1.0:\n"))
+        .collect();
     let (_dir, config) = config(&images);
     let none = FakeTags::new(&[]);
     let mut seen = Vec::new();
@@ -170,14 +196,16 @@ async fn shards_split_the_work_without_overlap() {
 async fn a_plan_round_trips_through_json_and_a_listing_failure_is_reported() {
     let (_dir, config) = config("docker.io/library/redis:\n  semver: '>=7'\n");
     let routes = routes(&config, Stage::Mirror, &Request::default()).expect("routes");
-    let error = resolve_tags(&routes[0], &FakeTags::new(&[])).await.expect_err("no such repo");
+    let error = resolve_tags(&routes[0], &FakeTags::new(&[]))
+        .await
+        .expect_err("no such repo");
     assert!(error.contains("name unknown"));
     let job = Job::new(
         "redis:7".parse().expect("ref"),
         "mirror.io/redis:7".parse().expect("ref"),
         vec!["linux/arm64".parse().expect("platform")],
     );
-    let text = serde_json::to_string(&[job.clone()]).expect("json");
+    let text = serde_json::to_string(std::slice::from_ref(&job)).expect("json");
     assert_eq!(from_json(&text).expect("plan"), [job]);
     assert!(from_json("{}").is_err());
 }

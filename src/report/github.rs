@@ -121,7 +121,7 @@ mod tests {
         assert_eq!(
             text,
             "::warning title=ferry retry%3A docker.io/library/busybox%3A1::mirror.local: 503 Service Unavailable\n\
-             ::error title=ferry%3A docker.io/library/busybox%3A1::docker.io/library/busybox:1: manifest unknown | it's [gone]\n"
+             ::error title=ferry%3A docker.io/library/busybox%3A1::docker.io/library/busybox:1 -> mirror.local/busybox:1: manifest unknown | it's [gone]\n"
         );
         let summary = String::from_utf8(summary).expect("utf-8");
         assert!(
@@ -132,6 +132,6 @@ mod tests {
             "| `docker.io/library/redis:1` | `mirror.local/redis:1` | skipped: unchanged |"
         ));
         assert!(summary
-            .contains("**failed**: docker.io/library/busybox:1: manifest unknown \\| it's [gone]"));
+            .contains("**failed**: docker.io/library/busybox:1 -> mirror.local/busybox:1: manifest unknown \\| it's [gone]"));
     }
 }

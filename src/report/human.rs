@@ -139,9 +139,8 @@ impl<W: Write + Send> Reporter for HumanReporter<W> {
                     Outcome::Skipped { reason } => {
                         format!("skipped {} -> {}  ({reason})", record.source, record.target)
                     }
-                    Outcome::Failed { error } => {
-                        format!("FAILED  {} -> {}: {error}", record.source, record.target)
-                    }
+                    // The error names source, target and cause already.
+                    Outcome::Failed { error } => format!("FAILED  {error}"),
                 };
                 self.line(&text)
             }
@@ -162,18 +161,14 @@ impl<W: Write + Send> Reporter for HumanReporter<W> {
         let failures: Vec<_> = tally
             .jobs()
             .filter_map(|r| match &r.outcome {
-                Some(Outcome::Failed { error }) => Some((r, error)),
+                Some(Outcome::Failed { error }) => Some(error),
                 _ => None,
             })
             .collect();
         if !failures.is_empty() {
             writeln!(self.out, "\nfailed:")?;
-            for (record, error) in failures {
-                writeln!(
-                    self.out,
-                    "  {} -> {}: {error}",
-                    record.source, record.target
-                )?;
+            for error in failures {
+                writeln!(self.out, "  {error}")?;
             }
         }
         self.out.flush()
@@ -229,7 +224,7 @@ mod tests {
 copied  docker.io/library/nginx:1 -> mirror.local/nginx:1  1.5 KiB in 1.5s
 skipped docker.io/library/redis:1 -> mirror.local/redis:1  (unchanged)
 retry   docker.io/library/busybox:1 (attempt 2 in 1.0s): mirror.local: 503 Service Unavailable
-FAILED  docker.io/library/busybox:1 -> mirror.local/busybox:1: docker.io/library/busybox:1: manifest unknown | it's [gone]
+FAILED  docker.io/library/busybox:1 -> mirror.local/busybox:1: manifest unknown | it's [gone]
 
 copied          1
 skipped         1
@@ -238,7 +233,7 @@ bytes     1.5 KiB
 time         3.0s
 
 failed:
-  docker.io/library/busybox:1 -> mirror.local/busybox:1: docker.io/library/busybox:1: manifest unknown | it's [gone]
+  docker.io/library/busybox:1 -> mirror.local/busybox:1: manifest unknown | it's [gone]
 ";
         assert_eq!(text, expected);
     }

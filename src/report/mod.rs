@@ -227,7 +227,8 @@ pub(crate) mod tests {
             Event::Finished {
                 job: 2,
                 outcome: Outcome::Failed {
-                    error: "docker.io/library/busybox:1: manifest unknown | it's [gone]".into(),
+                    error: "docker.io/library/busybox:1 -> mirror.local/busybox:1: manifest unknown | it's [gone]"
+                        .into(),
                 },
                 elapsed: Duration::from_secs(2),
             },

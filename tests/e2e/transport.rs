@@ -15,7 +15,8 @@ use ferry::transport::registry::RegistryTransport;
 
 use crate::harness::clients;
 use crate::support::{
-    require_daemon, Docker, Fixture, MediaKind, Platform, Registry, RegistryClient, TRICKY_PASSWORD,
+    require_daemon, Docker, Fixture, ImageCleanup, MediaKind, Platform, Registry, RegistryClient,
+    TRICKY_PASSWORD,
 };
 
 /// Keeps every event of a run for assertions.
@@ -144,6 +145,12 @@ async fn docker_transport_writes_a_list_of_linux_platforms_that_runs() {
     let engine = Engine::connect().await.expect("daemon");
     let transport = DockerTransport::new(engine, source, target, state.clone(), false);
     let target_ref = format!("{}/mirror/multi:2.0", dst.host());
+    let cleanup = ImageCleanup::default();
+    for child in &multi.children {
+        cleanup.track(child.pinned());
+    }
+    cleanup.track(format!("{}/mirror/multi:ferry-staging", dst.host()));
+    cleanup.track(target_ref.clone());
     let jobs = vec![
         job(multi.reference(), target_ref.clone()),
         job(
@@ -204,12 +211,4 @@ async fn docker_transport_writes_a_list_of_linux_platforms_that_runs() {
         0,
         "a no-op run pulls nothing"
     );
-    let pinned: Vec<String> = multi
-        .children
-        .iter()
-        .map(|c| c.pinned())
-        .chain([target_ref.clone()])
-        .collect();
-    let refs: Vec<&str> = pinned.iter().map(String::as_str).collect();
-    cli.remove_images(&refs);
 }

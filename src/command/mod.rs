@@ -1,0 +1,111 @@
+//! The commands behind the CLI: each loads what it needs, runs, and says how it ended.
+//!
+//! Owns the wiring of config, clients, transports and reporters per command, and the
+//! mapping of failures to exit codes. It must not hold domain logic of its own.
+
+mod cache;
+mod generate;
+mod map;
+mod plan;
+mod resolve;
+mod sync;
+mod tags;
+
+use std::collections::BTreeSet;
+use std::io::Write;
+
+use thiserror::Error;
+
+use crate::cli::{Cli, Command};
+use crate::config::{Config, ConfigError};
+use crate::credentials::CredentialStore;
+use crate::reference::Reference;
+use crate::registry::{ClientOptions, RegistryClient};
+
+/// Exit code: everything done.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: some images failed, the others finished.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code: bad configuration or usage; nothing was done.
+pub const EXIT_USAGE: u8 = 2;
+
+/// Why a command stopped.
+#[derive(Debug, Error)]
+pub enum CommandError {
+    /// The configuration is invalid (exit 2).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The command line asks for something impossible (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// The command could not do its work (exit 1): no daemon, unreachable registry …
+    #[error("{0}")]
+    Failed(String),
+    /// Whoever reads our output stopped reading (`ferry plan | head`): end quietly.
+    #[error("output closed")]
+    OutputClosed,
+}
+
+impl CommandError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CommandError::Config(_) | CommandError::Usage(_) => EXIT_USAGE,
+            CommandError::Failed(_) => EXIT_FAILED,
+            CommandError::OutputClosed => EXIT_OK,
+        }
+    }
+}
+
+/// Runs the command of `cli`, writing its output to `out`; returns the exit code.
+pub async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<u8, CommandError> {
+    match &cli.command {
+        Command::Map(args) => map::run(&load(&cli)?, args, out),
+        Command::Plan(args) => plan::run(&load(&cli)?, args, out).await,
+        Command::Generate(args) => generate::run(&load(&cli)?, args, out),
+        Command::Tags(args) => tags::run(&load_optional(&cli)?, args, out).await,
+        Command::Sync(args) => sync::run(&load(&cli)?, args, out).await,
+        Command::Cache(args) => cache::run(args, out).await,
+        Command::Build(_) => Err(CommandError::Failed(
+            "ferry build is not available in this build yet".to_owned(),
+        )),
+    }
+}
+
+fn load(cli: &Cli) -> Result<Config, CommandError> {
+    Ok(Config::load(&cli.config)?)
+}
+
+/// The config when there is one; `ferry tags` also works without (anonymous, no rules).
+fn load_optional(cli: &Cli) -> Result<Option<Config>, CommandError> {
+    if cli.config.exists() {
+        load(cli).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// A registry client with the credentials of auth.yaml (for the registries `references`
+/// touch: a missing `${ENV}` of another registry does not matter), docker config.json and
+/// `TARGET_USER`/`TARGET_PASSWORD`.
+fn client<'a>(
+    config: Option<&Config>,
+    references: impl IntoIterator<Item = &'a Reference>,
+    options: ClientOptions,
+) -> Result<RegistryClient, CommandError> {
+    let registries: BTreeSet<&str> = references.into_iter().map(Reference::registry).collect();
+    let entries = match config {
+        Some(config) => config.auth().entries_for(registries)?,
+        None => Vec::new(),
+    };
+    let store =
+        CredentialStore::from_env(entries).map_err(|e| CommandError::Usage(e.to_string()))?;
+    Ok(RegistryClient::new(store, options))
+}
+
+fn io(error: std::io::Error) -> CommandError {
+    if error.kind() == std::io::ErrorKind::BrokenPipe {
+        return CommandError::OutputClosed;
+    }
+    CommandError::Failed(format!("cannot write output: {error}"))
+}
