@@ -1,46 +1,11 @@
 //! The `ferry` binary end to end: exit codes and one-line errors, the seed config, and
 //! both hops (source -> mirror -> generate -> private) through the real daemon.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-
+use crate::harness::{ferry, project, repo_root, text};
 use crate::support::{
     require_daemon, unique, Docker, Fixture, ImageCleanup, MediaKind, Registry, RegistryClient,
     TRICKY_PASSWORD,
 };
-
-/// Runs the ferry binary in `dir` with `args` and extra environment.
-fn ferry(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .current_dir(dir)
-        .args(args)
-        .env_remove("TARGET_USER")
-        .env_remove("TARGET_PASSWORD")
-        .envs(env.iter().copied())
-        .env("DOCKER_CONFIG", dir.join(".docker"))
-        .stdin(Stdio::null())
-        .output()
-        .expect("ferry runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A project directory with `config/` holding the given files.
-fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    for (name, content) in files {
-        let path = dir.path().join(name);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        std::fs::write(path, content).expect("write");
-    }
-    dir
-}
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 #[test]
 fn map_prints_the_seed_chain_from_the_shipped_config() {

@@ -1,6 +1,9 @@
 //! ferry-side helpers for e2e tests: ferry's own clients pointed at test registries.
 //! Owns the glue between `support` (which must not call ferry) and the tests.
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
 use ferry::config::auth::AuthEntry;
 use ferry::credentials::{CredentialStore, Side};
 use ferry::registry::{ClientOptions, RegistryClient};
@@ -37,4 +40,42 @@ pub fn clients(registries: &[&Registry]) -> (RegistryClient, RegistryClient) {
     let source = client(registries, ClientOptions::default());
     let target = source.for_side(Side::Target);
     (source, target)
+}
+
+/// Runs the ferry binary in `dir` with `args` and extra environment.
+pub fn ferry(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    ferry_command(dir, args, env).output().expect("ferry runs")
+}
+
+/// The ferry binary set up to run in `dir` (own docker config, no TARGET_* from outside).
+pub fn ferry_command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    command
+        .current_dir(dir)
+        .args(args)
+        .env_remove("TARGET_USER")
+        .env_remove("TARGET_PASSWORD")
+        .envs(env.iter().copied())
+        .env("DOCKER_CONFIG", dir.join(".docker"))
+        .stdin(Stdio::null());
+    command
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A project directory with `config/` holding the given files.
+pub fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (name, content) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, content).expect("write");
+    }
+    dir
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

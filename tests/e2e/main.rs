@@ -5,5 +5,6 @@ mod docker;
 mod env;
 mod harness;
 mod registry;
+mod resume;
 mod support;
 mod transport;
