@@ -21,4 +21,5 @@ pub mod secret;
 pub mod select;
 pub mod shard;
 pub mod state;
+pub mod timestamp;
 pub mod transport;

@@ -178,7 +178,7 @@ impl RegistryLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{Reporter, Tally};
+    use crate::report::EventLog;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// Fails jobs whose source tag is `bad`, tracks the most jobs in flight per registry.
@@ -208,18 +208,6 @@ mod tests {
         }
     }
 
-    struct Recorder(Arc<std::sync::Mutex<Vec<Event>>>);
-
-    impl Reporter for Recorder {
-        fn event(&mut self, event: &Event, _: &Tally) -> std::io::Result<()> {
-            self.0.lock().expect("lock").push(event.clone());
-            Ok(())
-        }
-        fn finish(&mut self, _: &Tally) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     fn job(source: &str, target: &str) -> Job {
         Job::new(
             source.parse().expect("source"),
@@ -234,9 +222,9 @@ mod tests {
             .iter()
             .map(|t| job(&format!("src.io/app:{t}"), &format!("dst.io/app:{t}")))
             .collect();
-        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = EventLog::default();
         let mut reporters = Reporters::default();
-        reporters.push(Box::new(Recorder(seen.clone())));
+        reporters.push(Box::new(log.clone()));
         let transport = FakeTransport::default();
         let options = RunOptions {
             jobs: 2,
@@ -248,7 +236,7 @@ mod tests {
         let totals = tally.totals();
         assert_eq!((totals.copied, totals.failed), (4, 1));
         assert!(transport.peak.load(Ordering::SeqCst) <= 2);
-        let events = seen.lock().expect("lock");
+        let events = log.events();
         for id in 0..jobs.len() {
             let of_job: Vec<&Event> = events
                 .iter()

@@ -164,6 +164,31 @@ impl Reporters {
     }
 }
 
+/// Keeps every event of a run in memory, for embedding ferry and for tests. Clones share
+/// one log.
+#[derive(Debug, Clone, Default)]
+pub struct EventLog(std::sync::Arc<std::sync::Mutex<Vec<Event>>>);
+
+impl EventLog {
+    /// The events so far, in order.
+    pub fn events(&self) -> Vec<Event> {
+        self.0.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+}
+
+impl Reporter for EventLog {
+    fn event(&mut self, event: &Event, _: &Tally) -> io::Result<()> {
+        if let Ok(mut events) = self.0.lock() {
+            events.push(event.clone());
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, _: &Tally) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Bytes in a short human unit: `512 B`, `1.5 KiB`, `176.0 MiB`.
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

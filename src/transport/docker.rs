@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 use tokio::sync::Mutex;
 
-use super::failure;
+use super::{other, outcome, CopyError};
 use crate::credentials::Credentials;
 use crate::docker::{DockerApi, DockerError, DockerEvent, RegistryAuth};
 use crate::event::{LayerStatus, Outcome};
@@ -29,24 +29,6 @@ use crate::state::State;
 pub const STAGING_TAG: &str = "ferry-staging";
 /// Attempts for one daemon pull or push on a retryable error.
 const ATTEMPTS: u32 = 3;
-
-/// Why a copy stopped.
-#[derive(Debug, thiserror::Error)]
-enum CopyError {
-    #[error(transparent)]
-    Docker(#[from] DockerError),
-    #[error(transparent)]
-    Registry(#[from] crate::registry::RegistryError),
-    #[error(transparent)]
-    Manifest(#[from] manifest::ManifestError),
-    #[error(transparent)]
-    State(#[from] crate::state::StateError),
-    #[error("{0}")]
-    Other(String),
-    /// Not an error: nothing to copy, for this reason.
-    #[error("{0}")]
-    Skip(String),
-}
 
 /// What one source tag resolves to: one image, or the chosen Linux platforms of an index.
 enum Source {
@@ -246,11 +228,7 @@ impl<D: DockerApi> DockerTransport<D> {
 
 impl<D: DockerApi> Transport for DockerTransport<D> {
     async fn copy(&self, job: &Job, events: &JobEvents) -> Outcome {
-        match self.copy_job(job, events).await {
-            Ok(outcome) => outcome,
-            Err(CopyError::Skip(reason)) => Outcome::Skipped { reason },
-            Err(error) => failure(job, error),
-        }
+        outcome(job, self.copy_job(job, events).await)
     }
 }
 
@@ -321,8 +299,4 @@ impl crate::docker::EventSink for LayerSink<'_> {
             layer.total,
         );
     }
-}
-
-fn other(error: impl std::fmt::Display) -> CopyError {
-    CopyError::Other(error.to_string())
 }

@@ -11,34 +11,18 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
-use super::failure;
+use super::{other, outcome, CopyError};
 use crate::cache::BlobCache;
 use crate::event::{LayerStatus, Outcome};
 use crate::manifest::{self, Blob, Child, Parsed};
 use crate::plan::Job;
 use crate::platform::Platform;
 use crate::reference::Reference;
-use crate::registry::{BlobSource, MountOutcome, RegistryClient, RegistryError};
+use crate::registry::{BlobSource, MountOutcome, RegistryClient};
 use crate::run::{JobEvents, Transport};
 
 /// Blobs copied at once within one image.
 const BLOBS_AT_ONCE: usize = 4;
-
-/// Why a copy stopped.
-#[derive(Debug, thiserror::Error)]
-enum CopyError {
-    #[error(transparent)]
-    Registry(#[from] RegistryError),
-    #[error(transparent)]
-    Manifest(#[from] manifest::ManifestError),
-    #[error(transparent)]
-    Cache(#[from] crate::cache::CacheError),
-    #[error("{0}")]
-    Other(String),
-    /// Not an error: the job has nothing to copy, for this reason.
-    #[error("{0}")]
-    Skip(String),
-}
 
 /// Copies images between registries without a daemon.
 #[derive(Debug, Clone)]
@@ -124,8 +108,8 @@ impl RegistryTransport {
         child: &Child,
         events: &JobEvents,
     ) -> Result<u64, CopyError> {
-        let source = job.source.with_digest(&child.digest).map_err(invalid)?;
-        let target = job.target.with_digest(&child.digest).map_err(invalid)?;
+        let source = job.source.with_digest(&child.digest).map_err(other)?;
+        let target = job.target.with_digest(&child.digest).map_err(other)?;
         if !self.force && self.target.head_manifest(&target).await?.is_some() {
             return Ok(0);
         }
@@ -247,11 +231,7 @@ impl RegistryTransport {
 
 impl Transport for RegistryTransport {
     async fn copy(&self, job: &Job, events: &JobEvents) -> Outcome {
-        match self.copy_job(job, events).await {
-            Ok(outcome) => outcome,
-            Err(CopyError::Skip(reason)) => Outcome::Skipped { reason },
-            Err(error) => failure(job, error),
-        }
+        outcome(job, self.copy_job(job, events).await)
     }
 }
 
@@ -269,8 +249,4 @@ fn choose(children: &[Child], platforms: &[Platform]) -> Vec<Child> {
         })
         .cloned()
         .collect()
-}
-
-fn invalid(error: crate::reference::ReferenceError) -> CopyError {
-    CopyError::Other(error.to_string())
 }

@@ -1,13 +1,13 @@
 //! Both transports end to end: real registries, the real daemon, jobs built by hand (the
 //! config and plan layers have their own tests). Asserts what lands in the target.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use ferry::cache::BlobCache;
 use ferry::docker::Engine;
 use ferry::event::{Event, LayerStatus, Outcome};
 use ferry::plan::Job;
-use ferry::report::{Reporter, Reporters, Tally};
+use ferry::report::{EventLog, Reporters, Tally};
 use ferry::run::{run, RunOptions, Transport};
 use ferry::state::State;
 use ferry::transport::docker::DockerTransport;
@@ -19,28 +19,14 @@ use crate::support::{
     TRICKY_PASSWORD,
 };
 
-/// Keeps every event of a run for assertions.
-#[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<Event>>>);
-
-impl Reporter for Recorder {
-    fn event(&mut self, event: &Event, _: &Tally) -> std::io::Result<()> {
-        self.0.lock().expect("lock").push(event.clone());
-        Ok(())
-    }
-    fn finish(&mut self, _: &Tally) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Recorder {
-    fn layers(&self, job: usize, wanted: LayerStatus) -> usize {
-        let events = self.0.lock().expect("lock");
-        events
-            .iter()
-            .filter(|e| matches!(e, Event::Layer { job: j, status, .. } if *j == job && *status == wanted))
-            .count()
-    }
+/// How many layer events of `job` had status `wanted`.
+fn layers(log: &EventLog, job: usize, wanted: LayerStatus) -> usize {
+    log.events()
+        .iter()
+        .filter(
+            |e| matches!(e, Event::Layer { job: j, status, .. } if *j == job && *status == wanted),
+        )
+        .count()
 }
 
 fn job(source: String, target: String) -> Job {
@@ -51,9 +37,9 @@ fn job(source: String, target: String) -> Job {
     )
 }
 
-async fn run_jobs(transport: &impl Transport, jobs: &[Job], recorder: &Recorder) -> Tally {
+async fn run_jobs(transport: &impl Transport, jobs: &[Job], log: &EventLog) -> Tally {
     let mut reporters = Reporters::default();
-    reporters.push(Box::new(recorder.clone()));
+    reporters.push(Box::new(log.clone()));
     let options = RunOptions {
         jobs: 1,
         per_registry: 4,
@@ -90,7 +76,7 @@ async fn registry_transport_keeps_digests_mounts_and_skips_unchanged() {
         job(app.reference(), format!("{}/other/app:1.0", dst.host())),
     ];
 
-    let recorder = Recorder::default();
+    let recorder = EventLog::default();
     let tally = run_jobs(&transport, &jobs, &recorder).await;
     assert_eq!(tally.totals().copied, 3, "{:?}", outcomes(&tally));
     let check = RegistryClient::new(&dst);
@@ -106,16 +92,16 @@ async fn registry_transport_keeps_digests_mounts_and_skips_unchanged() {
     let app_copy = check.manifest("other/app", "1.0").await.expect("app");
     assert_eq!(app_copy.digest, app.digest);
     assert!(
-        recorder.layers(2, LayerStatus::Mounted) >= 2,
+        layers(&recorder, 2, LayerStatus::Mounted) >= 2,
         "config and layers mounted within the target"
     );
     assert_eq!(
-        recorder.layers(2, LayerStatus::Downloading),
+        layers(&recorder, 2, LayerStatus::Downloading),
         0,
         "nothing downloaded for a mount"
     );
 
-    let again = Recorder::default();
+    let again = EventLog::default();
     let tally = run_jobs(&transport, &jobs, &again).await;
     let reasons: Vec<Outcome> = outcomes(&tally);
     assert!(
@@ -159,7 +145,7 @@ async fn docker_transport_writes_a_list_of_linux_platforms_that_runs() {
         ),
     ];
 
-    let recorder = Recorder::default();
+    let recorder = EventLog::default();
     let tally = run_jobs(&transport, &jobs, &recorder).await;
     let results = outcomes(&tally);
     assert!(matches!(results[0], Outcome::Copied { .. }), "{results:?}");
@@ -199,7 +185,7 @@ async fn docker_transport_writes_a_list_of_linux_platforms_that_runs() {
     let hi = cli.ok(&["run", "--rm", &target_ref, "echo", "hi from the mirror"]);
     assert_eq!(hi.trim(), "hi from the mirror");
 
-    let again = Recorder::default();
+    let again = EventLog::default();
     let tally = run_jobs(&transport, &jobs[..1], &again).await;
     assert!(
         matches!(&outcomes(&tally)[0], Outcome::Skipped { reason } if reason == "unchanged"),
@@ -207,7 +193,7 @@ async fn docker_transport_writes_a_list_of_linux_platforms_that_runs() {
         outcomes(&tally)
     );
     assert_eq!(
-        again.layers(0, LayerStatus::Downloading),
+        layers(&again, 0, LayerStatus::Downloading),
         0,
         "a no-op run pulls nothing"
     );
