@@ -55,31 +55,37 @@ struct Entry {
     mode: u32,
 }
 
-/// A context read once: its hash and, when asked for, the tar of exactly what was hashed.
+/// A context read once: its hash and the tar of exactly what was hashed.
 #[derive(Debug, Clone)]
-pub struct Snapshot {
-    /// `sha256:…` over sorted paths, kinds, modes and contents, then the build args.
+pub struct Packed {
+    /// As [`hash`] gives it.
     pub hash: String,
-    /// The context as a tar (sorted, mtime 0, owner 0:0), when packing was asked for.
-    pub tar: Option<Vec<u8>>,
+    /// The context as a tar: sorted, mtime 0, owner 0:0, `.dockerignore` applied.
+    pub tar: Vec<u8>,
 }
 
-/// Hashes the context `dir` together with `build_args` (changing a build arg changes the
-/// image as much as changing a file). Modification times never count.
+/// Hashes the context `dir` (minus what `.dockerignore` excludes) together with
+/// `build_args`, which change the image as much as a file does: `sha256:…` over the sorted
+/// relative paths, kinds, permission bits and contents, then the build args. Modification
+/// times and owners never count.
 pub fn hash(dir: &Path, build_args: &BTreeMap<String, String>) -> Result<String, ContextError> {
-    Ok(snapshot(dir, build_args, false)?.hash)
+    Ok(snapshot(dir, build_args, false)?.0)
 }
 
 /// Reads the context `dir` once: its hash (as [`hash`]) and its tar.
-pub fn pack(dir: &Path, build_args: &BTreeMap<String, String>) -> Result<Snapshot, ContextError> {
-    snapshot(dir, build_args, true)
+pub fn pack(dir: &Path, build_args: &BTreeMap<String, String>) -> Result<Packed, ContextError> {
+    let (hash, tar) = snapshot(dir, build_args, true)?;
+    Ok(Packed {
+        hash,
+        tar: tar.unwrap_or_default(),
+    })
 }
 
 fn snapshot(
     dir: &Path,
     build_args: &BTreeMap<String, String>,
     with_tar: bool,
-) -> Result<Snapshot, ContextError> {
+) -> Result<(String, Option<Vec<u8>>), ContextError> {
     let ignore = Ignore::load(dir)?;
     let mut entries = Vec::new();
     walk(dir, Path::new(""), &ignore, &mut entries)?;
@@ -118,10 +124,7 @@ fn snapshot(
         Some(tar) => Some(tar.into_inner().map_err(|e| read_error(dir, e))?),
         None => None,
     };
-    Ok(Snapshot {
-        hash: format!("sha256:{}", hex::encode(hasher.finalize())),
-        tar,
-    })
+    Ok((format!("sha256:{}", hex::encode(hasher.finalize())), tar))
 }
 
 pub(super) fn read_error(path: &Path, cause: io::Error) -> ContextError {
@@ -286,15 +289,12 @@ mod tests {
         let dir = context(&BASE);
         std::os::unix::fs::symlink("hello.txt", dir.path().join("link")).expect("symlink");
         let packed = pack(dir.path(), &no_args()).expect("pack");
-        let tar = packed.tar.expect("tar asked for");
+        let tar = packed.tar.clone();
         assert_eq!(
             tar_names(&tar),
             ["Dockerfile", "conf", "conf/app.conf", "hello.txt", "link"]
         );
-        let again = pack(dir.path(), &no_args())
-            .expect("pack")
-            .tar
-            .expect("tar");
+        let again = pack(dir.path(), &no_args()).expect("pack").tar;
         assert_eq!(tar, again, "byte-identical");
         let mut archive = tar::Archive::new(tar.as_slice());
         let link = archive
@@ -322,10 +322,7 @@ mod tests {
             ("docs/keep.md", "keep"),
         ]);
         let dir = context(&files);
-        let tar = pack(dir.path(), &no_args())
-            .expect("pack")
-            .tar
-            .expect("tar");
+        let tar = pack(dir.path(), &no_args()).expect("pack").tar;
         assert_eq!(
             tar_names(&tar),
             [

@@ -46,7 +46,8 @@ enum BuildError {
 /// manifest digest the registry now serves; without, it stays local and the outcome is
 /// `Copied` with the local image id (`sha256:…` of its config) as `digest`. `bytes` counts
 /// the layers pulled and pushed. Skips say why: `unchanged: base and context`,
-/// `exists (mode once)`.
+/// `exists (mode once)`. Decisions read the registry, never the daemon: without `push`,
+/// every run builds again (cheaply, from the daemon's build cache).
 pub struct BuildTransport<D: DockerApi> {
     docker: D,
     source: RegistryClient,
@@ -120,11 +121,8 @@ impl<D: DockerApi> BuildTransport<D> {
         let packed = blocking(entry, |e| context::pack(&e.context, &e.build_args)).await?;
         // Files may have changed since the decision: label what is actually sent.
         wanted.context = packed.hash;
-        let tar = packed
-            .tar
-            .ok_or_else(|| BuildError::Other("the context was not packed".to_owned()))?;
         let mut build = BuildRequest::new(
-            BuildContext::Tar(Bytes::from(tar)),
+            BuildContext::Tar(Bytes::from(packed.tar)),
             vec![job.target.clone()],
         );
         build.build_args = entry.build_args.clone();
