@@ -87,6 +87,13 @@ pub enum Event {
         /// The failure, one line.
         cause: String,
     },
+    /// One line of output from a job's work (a build step), for people to read.
+    Log {
+        /// Which job.
+        job: JobId,
+        /// The line, without its trailing newline.
+        line: String,
+    },
     /// A job ended.
     Finished {
         /// Which job.

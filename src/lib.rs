@@ -2,6 +2,7 @@
 //! `-n-ext` extension images on top of them.
 #![warn(missing_docs)]
 
+pub mod build;
 pub mod cache;
 pub mod cli;
 pub mod command;

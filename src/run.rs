@@ -79,6 +79,14 @@ impl JobEvents {
         });
     }
 
+    /// Reports one line of output of the job's work (a build step).
+    pub fn log(&self, line: &str) {
+        self.send(Event::Log {
+            job: self.job,
+            line: line.to_owned(),
+        });
+    }
+
     fn send(&self, event: Event) {
         // The receiver lives until every job finished; a send can only fail after that.
         let _ = self.tx.send(event);
@@ -244,7 +252,8 @@ mod tests {
                     Event::Started { job, .. }
                     | Event::Finished { job, .. }
                     | Event::Layer { job, .. }
-                    | Event::Retrying { job, .. } => *job == id,
+                    | Event::Retrying { job, .. }
+                    | Event::Log { job, .. } => *job == id,
                 })
                 .collect();
             assert!(

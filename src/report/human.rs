@@ -114,6 +114,15 @@ impl<W: Write + Send> Reporter for HumanReporter<W> {
                     seconds(*wait)
                 ))
             }
+            Event::Log { job, line } => {
+                if let Some(bars) = &mut self.bars {
+                    if let Some(job_bar) = bars.jobs.get_mut(job) {
+                        job_bar.bar.set_message(line.clone());
+                    }
+                    return Ok(());
+                }
+                self.line(&format!("  | {line}"))
+            }
             Event::Finished {
                 job,
                 outcome,
@@ -236,5 +245,20 @@ failed:
   docker.io/library/busybox:1 -> mirror.local/busybox:1: manifest unknown | it's [gone]
 ";
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn plain_output_shows_log_lines_indented() {
+        let mut out = Vec::new();
+        let mut reporter = HumanReporter::plain(&mut out);
+        let event = Event::Log {
+            job: 0,
+            line: "Step 2/3 : COPY hello.txt /hello.txt".into(),
+        };
+        reporter
+            .event(&event, &Tally::default())
+            .expect("render a log line");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert_eq!(text, "  | Step 2/3 : COPY hello.txt /hello.txt\n");
     }
 }

@@ -90,7 +90,7 @@ impl Tally {
                     record.seconds = elapsed.as_secs_f64();
                 }
             }
-            Event::Layer { .. } | Event::Retrying { .. } => {}
+            Event::Layer { .. } | Event::Retrying { .. } | Event::Log { .. } => {}
         }
     }
 

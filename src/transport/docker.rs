@@ -209,15 +209,7 @@ impl<D: DockerApi> DockerTransport<D> {
         client: &RegistryClient,
         reference: &Reference,
     ) -> Result<Option<RegistryAuth>, CopyError> {
-        let credentials = client.credentials_for(reference).await?;
-        Ok(credentials.and_then(|c| match c {
-            Credentials::Basic { username, password } => Some(RegistryAuth::new(
-                &username,
-                password,
-                server_address(reference),
-            )),
-            Credentials::IdentityToken(_) => None,
-        }))
+        Ok(registry_auth(client, reference).await?)
     }
 
     async fn staging_gate(&self, target: &Reference) -> Arc<Mutex<()>> {
@@ -232,8 +224,26 @@ impl<D: DockerApi> Transport for DockerTransport<D> {
     }
 }
 
+/// The credentials `client` has for `reference`'s registry, as the daemon takes them
+/// (`X-Registry-Auth`); `None` when anonymous. An identity token cannot be handed to the
+/// daemon this way, so it counts as anonymous.
+pub(crate) async fn registry_auth(
+    client: &RegistryClient,
+    reference: &Reference,
+) -> Result<Option<RegistryAuth>, crate::registry::RegistryError> {
+    let credentials = client.credentials_for(reference).await?;
+    Ok(credentials.and_then(|c| match c {
+        Credentials::Basic { username, password } => Some(RegistryAuth::new(
+            &username,
+            password,
+            server_address(reference),
+        )),
+        Credentials::IdentityToken(_) => None,
+    }))
+}
+
 /// The daemon's name for a registry in `X-Registry-Auth`.
-fn server_address(reference: &Reference) -> String {
+pub(crate) fn server_address(reference: &Reference) -> String {
     if reference.registry() == DOCKER_HUB {
         "https://index.docker.io/v1/".to_owned()
     } else {
@@ -242,7 +252,7 @@ fn server_address(reference: &Reference) -> String {
 }
 
 /// Runs a daemon operation up to [`ATTEMPTS`] times while its error is retryable.
-async fn retry<T, F, Fut>(events: &JobEvents, mut operation: F) -> Result<T, DockerError>
+pub(crate) async fn retry<T, F, Fut>(events: &JobEvents, mut operation: F) -> Result<T, DockerError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, DockerError>>,
@@ -262,20 +272,21 @@ where
 }
 
 /// Forwards daemon layer progress as job events and counts the bytes of finished layers.
-struct LayerSink<'a> {
+pub(crate) struct LayerSink<'a> {
     events: &'a JobEvents,
     sizes: std::sync::Mutex<HashMap<String, u64>>,
 }
 
 impl<'a> LayerSink<'a> {
-    fn new(events: &'a JobEvents) -> Self {
+    pub(crate) fn new(events: &'a JobEvents) -> Self {
         LayerSink {
             events,
             sizes: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
-    fn bytes(&self) -> u64 {
+    /// Bytes of the layers that were downloaded or pushed (not those already present).
+    pub(crate) fn bytes(&self) -> u64 {
         self.sizes.lock().map(|s| s.values().sum()).unwrap_or(0)
     }
 }

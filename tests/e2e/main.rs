@@ -1,5 +1,6 @@
 //! The one integration test binary: real dockerd, real registries.
 
+mod build;
 mod cli;
 mod docker;
 mod env;
