@@ -5,11 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use futures::TryStreamExt;
-
 use super::decide::Target;
-use crate::manifest::{self, ManifestError, Parsed};
-use crate::platform::Platform;
+use crate::manifest::ManifestError;
 use crate::reference::Reference;
 use crate::registry::{RegistryClient, RegistryError};
 
@@ -68,31 +65,10 @@ pub(crate) async fn target_state(
         image: target.clone(),
         cause: cause.to_owned(),
     };
-    let top = client.get_manifest(target).await?;
-    let parts = match manifest::parse(&top.media_type, &top.bytes)? {
-        Parsed::Image(parts) => parts,
-        Parsed::Index(children) => {
-            let amd64 = Platform::new("linux", "amd64", None);
-            let child = children
-                .iter()
-                .find(|c| c.platform.as_ref().is_some_and(|p| amd64.selects(p)))
-                .ok_or_else(|| unreadable("the index has no linux/amd64 entry"))?;
-            let pinned = target
-                .with_digest(&child.digest)
-                .map_err(|e| unreadable(&e.to_string()))?;
-            let manifest = client.get_manifest(&pinned).await?;
-            match manifest::parse(&manifest.media_type, &manifest.bytes)? {
-                Parsed::Image(parts) => parts,
-                Parsed::Index(_) => return Err(unreadable("an index inside an index")),
-            }
-        }
-    };
-    let config: Vec<u8> = client
-        .get_blob(target, &parts.config.digest)
+    let config = client
+        .image_config(target)
         .await?
-        .map_ok(|chunk| chunk.to_vec())
-        .try_concat()
-        .await?;
+        .ok_or_else(|| unreadable("the index has no Linux entry"))?;
     config_labels(&config).map_err(|e| unreadable(&e))
 }
 

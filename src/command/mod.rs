@@ -3,6 +3,7 @@
 //! Owns the wiring of config, clients, transports and reporters per command, and the
 //! mapping of failures to exit codes. It must not hold domain logic of its own.
 
+mod build;
 mod cache;
 mod generate;
 mod map;
@@ -66,9 +67,7 @@ pub async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<u8, Comma
         Command::Tags(args) => tags::run(&load_optional(&cli)?, args, out).await,
         Command::Sync(args) => sync::run(&load(&cli)?, args, out).await,
         Command::Cache(args) => cache::run(args, out).await,
-        Command::Build(_) => Err(CommandError::Failed(
-            "ferry build is not available in this build yet".to_owned(),
-        )),
+        Command::Build(args) => build::run(&load(&cli)?, args, out).await,
     }
 }
 

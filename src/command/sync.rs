@@ -115,7 +115,7 @@ async fn jobs(
 }
 
 /// Human output always; TeamCity, GitHub Actions and JSON when asked for.
-fn reporters(report: Option<&Path>) -> Result<Reporters, CommandError> {
+pub(super) fn reporters(report: Option<&Path>) -> Result<Reporters, CommandError> {
     let mut reporters = Reporters::default();
     if std::io::stderr().is_terminal() {
         reporters.push(Box::new(HumanReporter::with_bars(std::io::stdout())));

@@ -8,7 +8,7 @@ use std::io::Write;
 use regex::Regex;
 use semver::VersionReq;
 
-use super::resolve::{image_config, RegistryTags};
+use super::resolve::RegistryTags;
 use super::{client, io, CommandError, EXIT_OK};
 use crate::cli::TagsArgs;
 use crate::config::selection::{TagOrder, TagSelection, TagSet};
@@ -112,7 +112,7 @@ async fn linux_platforms(
             .map(|p| p.to_string())
             .collect()),
         Parsed::Image(_) => {
-            let config = image_config(client, image).await?;
+            let config = client.image_config(image).await.map_err(|e| failed(&e))?;
             Ok(config
                 .as_deref()
                 .and_then(manifest::config_platform)

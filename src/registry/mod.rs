@@ -24,6 +24,7 @@ mod auth;
 mod blob;
 mod challenge;
 mod error;
+mod image;
 mod manifest;
 mod request;
 mod retry;
