@@ -199,6 +199,11 @@ impl Repo {
                 _permit: permit,
             });
         }
+        // A 401 from a redirect target on another origin says nothing about this registry:
+        // learning its challenge would send our credentials to a realm it picked.
+        if origin(response.url()) != origin(&self.endpoint.base) {
+            return Err(self.unauthorized(response).await);
+        }
         let learned = parse_challenge(response.headers());
         let mut wider = false;
         if let Some(challenge) = &learned {

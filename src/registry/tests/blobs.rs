@@ -140,6 +140,51 @@ async fn redirect_to_another_host_drops_credentials() {
 }
 
 #[tokio::test]
+async fn a_redirect_target_cannot_pick_the_token_realm() {
+    // The storage host answers 401 with a challenge of its own; following it would send the
+    // registry's Basic credentials to a realm that host chose.
+    let storage = MockServer::start().await;
+    let realm = format!("{}/token", storage.uri());
+    Mock::given(method("GET"))
+        .and(path("/bucket/layer"))
+        .respond_with(ResponseTemplate::new(401).insert_header(
+            "WWW-Authenticate",
+            format!("Bearer realm=\"{realm}\",service=\"evil\"").as_str(),
+        ))
+        .mount(&storage)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"token": "t"})))
+        .mount(&storage)
+        .await;
+    let (server, digest) = redirecting(&format!("{}/bucket/layer", storage.uri())).await;
+    let client = client(&server, true);
+    let target = reference(&server, "team/app");
+    let error = collect(&client, &target, &digest)
+        .await
+        .expect_err("a 401 from storage");
+    assert!(!error.to_string().contains(BASIC), "{error}");
+    // A second request to the registry must still use its own Basic challenge.
+    let _ = collect(&client, &target, &digest).await;
+    assert!(
+        received(&storage, "/token").await.is_empty(),
+        "no token request to the foreign realm"
+    );
+    for request in storage.received_requests().await.unwrap_or_default() {
+        assert_eq!(
+            authorization(&request),
+            None,
+            "credentials reached {}",
+            request.url
+        );
+    }
+    for request in received(&server, &format!("/v2/team/app/blobs/{digest}")).await {
+        assert_eq!(authorization(&request).as_deref(), Some(BASIC));
+    }
+}
+
+#[tokio::test]
 async fn redirect_on_the_same_host_keeps_credentials() {
     let (server, digest) = redirecting("/storage/layer").await;
     Mock::given(method("GET"))
