@@ -8,6 +8,20 @@ use ferry::cli::Cli;
 use ferry::command::{execute, CommandError, EXIT_FAILED};
 
 fn main() -> ExitCode {
+    // A bug must still read as one line (no backtrace, nothing but the panic's own text).
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("ferry: internal error{at}: {}", message.replace('\n', " "));
+    }));
     let cli = Cli::parse();
     let filter = match cli.verbose {
         0 => "warn",

@@ -8,7 +8,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use std::panic::AssertUnwindSafe;
+
+use futures::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::event::{Event, JobId, LayerStatus, Outcome};
@@ -120,7 +122,18 @@ pub async fn run<T: Transport>(
                             source: job.source.to_string(),
                             target: job.target.to_string(),
                         });
-                        let outcome = transport.copy(job, &events).await;
+                        // A bug in one job (a panic) fails that job; the others go on.
+                        let outcome = AssertUnwindSafe(transport.copy(job, &events))
+                            .catch_unwind()
+                            .await
+                            .unwrap_or_else(|panic| Outcome::Failed {
+                                error: format!(
+                                    "{} -> {}: internal error: {}",
+                                    job.source,
+                                    job.target,
+                                    panic_message(panic.as_ref())
+                                ),
+                            });
                         events.send(Event::Finished {
                             job: id,
                             outcome,
@@ -142,6 +155,15 @@ pub async fn run<T: Transport>(
     let ((), rendered) = tokio::join!(work, render);
     rendered?;
     reporters.finish(started.elapsed()).cloned()
+}
+
+/// The text of a panic payload (`&str` or `String`), else a placeholder.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".to_owned())
 }
 
 /// One semaphore per registry host, shared by source and target sides.
@@ -203,6 +225,9 @@ mod tests {
             events.layer("sha256:aa", LayerStatus::Pushing, 10, Some(10));
             tokio::time::sleep(Duration::from_millis(20)).await;
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            if job.source.tag() == Some("panic") {
+                panic!("a bug in one job");
+            }
             if job.source.tag() == Some("bad") {
                 Outcome::Failed {
                     error: format!("{}: manifest unknown", job.source),
@@ -226,7 +251,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failure_never_stops_the_other_jobs() {
-        let jobs: Vec<Job> = ["1", "bad", "3", "4", "5"]
+        let jobs: Vec<Job> = ["1", "bad", "3", "panic", "5"]
             .iter()
             .map(|t| job(&format!("src.io/app:{t}"), &format!("dst.io/app:{t}")))
             .collect();
@@ -242,7 +267,12 @@ mod tests {
             .await
             .expect("run");
         let totals = tally.totals();
-        assert_eq!((totals.copied, totals.failed), (4, 1));
+        assert_eq!((totals.copied, totals.failed), (3, 2));
+        let panicked = tally.job(3).and_then(|r| r.outcome.clone());
+        assert!(
+            matches!(&panicked, Some(Outcome::Failed { error }) if error.contains("internal error: a bug in one job")),
+            "{panicked:?}"
+        );
         assert!(transport.peak.load(Ordering::SeqCst) <= 2);
         let events = log.events();
         for id in 0..jobs.len() {

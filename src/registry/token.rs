@@ -23,6 +23,8 @@ use super::request::Repo;
 use crate::credentials::Credentials;
 use crate::secret::Secret;
 
+/// Longest a token is cached, whatever `expires_in` says (a day).
+const MAX_TOKEN_LIFETIME: u64 = 86_400;
 const DEFAULT_TOKEN_LIFETIME: u64 = 60;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -189,10 +191,12 @@ impl Repo {
             .or(parsed.access_token)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| fail("answer has no token".into(), false))?;
+        // Capped: a token server's number must not overflow the clock (or outlive a run).
         let lifetime = parsed
             .expires_in
             .filter(|s| *s > 0)
-            .unwrap_or(DEFAULT_TOKEN_LIFETIME);
+            .unwrap_or(DEFAULT_TOKEN_LIFETIME)
+            .min(MAX_TOKEN_LIFETIME);
         let lifetime = Duration::from_secs(lifetime);
         let margin = (lifetime / 10).min(Duration::from_secs(30));
         Ok(Token {

@@ -300,3 +300,25 @@ async fn identity_token_is_exchanged_with_an_oauth2_post() {
         .await
         .expect("refresh token exchanged");
 }
+
+#[tokio::test]
+async fn an_absurd_token_lifetime_is_capped_not_a_panic() {
+    let server = bearer_registry().await;
+    Mock::given(method("GET"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            serde_json::json!({"token": TOKEN_1, "expires_in": 10_000_000_000_000_000_000_u64}),
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v2/team/app/manifests/v1"))
+        .respond_with(manifest_ok())
+        .mount(&server)
+        .await;
+    let manifest = client(&server, true)
+        .get_manifest(&reference(&server, "team/app:v1"))
+        .await
+        .expect("the token is used, for at most a day");
+    assert_eq!(manifest.bytes.as_ref(), BODY);
+}
