@@ -4,11 +4,13 @@
 //! Owns the realm rule below; it must not send a registry's credentials to a realm that
 //! fails [`may_send_credentials`], and must not keep a token the registry rejected.
 //!
-//! The realm rule: credentials go to the token realm only when the realm host equals the
-//! registry host (ports may differ) or both share the parent domain (the last two DNS
-//! labels, three for `co.uk`-like suffixes: `auth.docker.io` for `registry-1.docker.io`,
-//! `dockerauth.cn-beijing.aliyuncs.com` for `registry.cn-beijing.aliyuncs.com`), and never
-//! over plain HTTP to a non-loopback host. Otherwise the token is asked for anonymously.
+//! The realm rule (SPEC §9: credentials are scoped to one registry host): credentials go to
+//! the token realm only when the realm host is the registry host (ports may differ), or the
+//! pair is a known registry/token-service pair run by one operator (`registry-1.docker.io`
+//! -> `auth.docker.io`, Aliyun `registry.<region>.aliyuncs.com` ->
+//! `dockerauth.<region>.aliyuncs.com`); never over plain HTTP to a non-loopback host.
+//! Otherwise the token is asked for anonymously. A shared parent domain is not enough:
+//! `a.azurecr.io` and `b.azurecr.io` belong to different tenants.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -224,36 +226,30 @@ pub(crate) fn may_send_credentials(registry: &Url, realm: &Url) -> bool {
     if registry_host == realm_host {
         return true;
     }
-    let is_ip = |h: &str| h.starts_with('[') || h.parse::<std::net::IpAddr>().is_ok();
-    if is_ip(&registry_host) || is_ip(&realm_host) {
-        return false;
+    same_operator(&registry_host, &realm_host)
+}
+
+/// Registries whose token service runs on a host of its own, under the same operator.
+fn same_operator(registry: &str, realm: &str) -> bool {
+    if matches!(
+        registry,
+        "registry-1.docker.io" | "index.docker.io" | "docker.io"
+    ) {
+        return realm == "auth.docker.io";
     }
-    match (parent_domain(&registry_host), parent_domain(&realm_host)) {
+    let aliyun_region = |host: &str, prefix: &str| {
+        host.strip_prefix(prefix)
+            .and_then(|rest| rest.strip_suffix(".aliyuncs.com"))
+            .filter(|region| !region.is_empty() && !region.contains('.'))
+            .map(str::to_owned)
+    };
+    match (
+        aliyun_region(registry, "registry."),
+        aliyun_region(realm, "dockerauth."),
+    ) {
         (Some(a), Some(b)) => a == b,
         _ => false,
     }
-}
-
-/// The last two labels (three when the second-to-last is a generic label under a two-letter
-/// country code, like `co.uk` or `com.cn`); `None` for single-label hosts.
-fn parent_domain(host: &str) -> Option<String> {
-    let labels: Vec<&str> = host.trim_end_matches('.').split('.').collect();
-    if labels.len() < 2 {
-        return None;
-    }
-    let n = labels.len();
-    let generic = [
-        "co", "com", "net", "org", "gov", "edu", "ac", "or", "ne", "go",
-    ];
-    let take = if labels[n - 1].len() == 2 && generic.contains(&labels[n - 2]) {
-        3
-    } else {
-        2
-    };
-    if labels.len() < take {
-        return None;
-    }
-    Some(labels[n - take..].join("."))
 }
 
 #[cfg(test)]
@@ -290,7 +286,22 @@ mod tests {
             (
                 "https://reg.acme.co.uk/",
                 "https://auth.acme.co.uk/token",
-                true,
+                false,
+            ),
+            (
+                "https://a.azurecr.io/",
+                "https://b.azurecr.io/oauth2/token",
+                false,
+            ),
+            (
+                "https://registry.cn-beijing.aliyuncs.com/",
+                "https://dockerauth.cn-hangzhou.aliyuncs.com/auth",
+                false,
+            ),
+            (
+                "https://evil.docker.io/",
+                "https://auth.docker.io/token",
+                false,
             ),
             ("http://127.0.0.1:5000/", "http://127.0.0.1:5001/auth", true),
             (
