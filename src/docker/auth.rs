@@ -21,6 +21,8 @@ pub struct RegistryAuth {
     pub password: Secret,
     /// The registry these credentials belong to (`ghcr.io`, `127.0.0.1:5000`).
     pub server_address: String,
+    /// An OAuth2 identity token from `docker login` (used instead of the password).
+    pub identity_token: Option<Secret>,
 }
 
 /// The AuthConfig JSON the daemon decodes (`types.AuthConfig` in moby).
@@ -29,6 +31,8 @@ struct AuthConfig<'a> {
     username: &'a str,
     password: &'a str,
     serveraddress: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identitytoken: Option<&'a str>,
 }
 
 impl RegistryAuth {
@@ -42,6 +46,17 @@ impl RegistryAuth {
             username: username.into(),
             password,
             server_address: server_address.into(),
+            identity_token: None,
+        }
+    }
+
+    /// An identity token (the `<token>` user of credential helpers) for `server_address`.
+    pub fn with_identity_token(token: Secret, server_address: impl Into<String>) -> Self {
+        RegistryAuth {
+            username: String::new(),
+            password: Secret::default(),
+            server_address: server_address.into(),
+            identity_token: Some(token),
         }
     }
 
@@ -50,17 +65,21 @@ impl RegistryAuth {
             username: &self.username,
             password: self.password.expose(),
             serveraddress: &self.server_address,
+            identitytoken: self.identity_token.as_ref().map(Secret::expose),
         }
     }
 
     /// Replaces the password wherever it occurs in `text` (daemon messages may echo input).
     pub(crate) fn redact(&self, text: &str) -> String {
-        let password = self.password.expose();
-        if password.is_empty() {
-            text.to_owned()
-        } else {
-            text.replace(password, "<redacted>")
-        }
+        let secrets = [Some(&self.password), self.identity_token.as_ref()];
+        secrets
+            .into_iter()
+            .flatten()
+            .map(Secret::expose)
+            .filter(|s| !s.is_empty())
+            .fold(text.to_owned(), |text, secret| {
+                text.replace(secret, "<redacted>")
+            })
     }
 }
 
@@ -94,6 +113,18 @@ mod tests {
 
     fn tricky() -> RegistryAuth {
         RegistryAuth::new("ferry", Secret::new("abc>>>??def"), "127.0.0.1:5000")
+    }
+
+    #[test]
+    fn identity_tokens_travel_as_identitytoken() {
+        let auth = RegistryAuth::with_identity_token(Secret::new("refresh-me"), "acr.example.io");
+        let json = decode(&registry_auth_header(Some(&auth)));
+        assert_eq!(json["identitytoken"], "refresh-me");
+        assert_eq!(json["serveraddress"], "acr.example.io");
+        assert_eq!(auth.redact("echo refresh-me"), "echo <redacted>");
+        assert!(!format!("{auth:?}").contains("refresh-me"));
+        let plain = decode(&registry_auth_header(Some(&tricky())));
+        assert!(plain.get("identitytoken").is_none(), "absent unless given");
     }
 
     fn decode(header: &str) -> serde_json::Value {
