@@ -18,9 +18,11 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     /// Backoff before the second attempt; doubles each time.
     pub base_delay: Duration,
-    /// Longest single sleep. A `Retry-After` longer than this is not waited for: the error
-    /// is returned instead.
+    /// Longest backoff sleep.
     pub max_delay: Duration,
+    /// Longest `Retry-After` honoured (rate limits often ask for minutes); a registry that
+    /// asks for longer fails the image at once instead of stalling the run.
+    pub max_retry_after: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -29,6 +31,7 @@ impl Default for RetryPolicy {
             max_attempts: 5,
             base_delay: Duration::from_millis(250),
             max_delay: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(300),
         }
     }
 }
@@ -41,7 +44,7 @@ impl RetryPolicy {
             return None;
         }
         match error.retry_after() {
-            Some(wait) if wait > self.max_delay => None,
+            Some(wait) if wait > self.max_retry_after => None,
             Some(wait) => Some(wait),
             None => Some(self.backoff(attempt)),
         }
@@ -106,6 +109,33 @@ pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_is_honoured_up_to_its_own_cap() {
+        let policy = RetryPolicy::default();
+        let limited = |seconds: u64| {
+            RegistryError::new(
+                "r.io",
+                None,
+                "GET",
+                super::super::ErrorKind::Status {
+                    status: 429,
+                    errors: Vec::new(),
+                    retry_after: Some(Duration::from_secs(seconds)),
+                },
+            )
+        };
+        assert_eq!(
+            policy.delay_after(1, &limited(90)),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(
+            policy.delay_after(1, &limited(3600)),
+            None,
+            "an hour fails the image"
+        );
+        assert_eq!(policy.delay_after(5, &limited(1)), None, "attempts used up");
+    }
     use crate::registry::error::ErrorKind;
     use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -169,6 +199,7 @@ mod tests {
             max_attempts: 4,
             base_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(5),
+            ..RetryPolicy::default()
         };
         let calls = AtomicU32::new(0);
         let value = policy

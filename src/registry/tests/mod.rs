@@ -59,6 +59,7 @@ pub(super) fn fast(options: ClientOptions) -> ClientOptions {
             max_attempts: 4,
             base_delay: Duration::from_millis(10),
             max_delay: Duration::from_secs(5),
+            ..RetryPolicy::default()
         },
         ..options
     }
