@@ -71,7 +71,7 @@ pub struct HostSettings {
 }
 
 /// Why credentials could not be resolved.
-#[derive(Debug, Error)]
+#[derive(Clone, Debug, Error)]
 pub enum CredentialError {
     /// The docker config file exists but cannot be read or parsed.
     #[error("docker config {path}: {cause}")]

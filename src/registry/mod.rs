@@ -43,7 +43,7 @@ use std::time::Duration;
 use tokio::sync::{OnceCell, Semaphore};
 use url::Url;
 
-use crate::credentials::{CredentialStore, Credentials, HostSettings, Side};
+use crate::credentials::{CredentialError, CredentialStore, Credentials, HostSettings, Side};
 use crate::reference::Reference;
 
 pub use blob::BlobStream;
@@ -96,12 +96,19 @@ pub struct RegistryClient {
     side: Side,
 }
 
+/// (registry, repository, side) of a credential lookup.
+type CredentialKey = (String, String, Side);
+/// What a credential lookup gave, failures included.
+type Resolved = Result<Option<Credentials>, CredentialError>;
+
 struct Inner {
     credentials: CredentialStore,
     options: ClientOptions,
     hosts: Mutex<HashMap<String, Arc<Host>>>,
     tokens: token::TokenCache,
-    resolved: tokio::sync::Mutex<HashMap<(String, String, Side), Option<Credentials>>>,
+    /// Credentials per (registry, repository, side); failures too, so a broken helper is
+    /// asked once per run, not once per request.
+    resolved: tokio::sync::Mutex<HashMap<CredentialKey, Resolved>>,
 }
 
 /// One registry host (`host[:port]`): its HTTP client (TLS settings), request cap and ping.
@@ -237,24 +244,26 @@ impl RegistryClient {
             self.side,
         );
         let mut resolved = self.inner.resolved.lock().await;
-        if let Some(found) = resolved.get(&key) {
-            return Ok(found.clone());
-        }
-        let found = self
-            .inner
-            .credentials
-            .resolve(reference.registry(), reference.repository(), self.side)
-            .await
-            .map_err(|e| {
-                RegistryError::new(
-                    reference.registry(),
-                    Some(reference.repository()),
-                    "resolve credentials",
-                    ErrorKind::Credentials(e),
-                )
-            })?;
-        resolved.insert(key, found.clone());
-        Ok(found)
+        let found = match resolved.get(&key) {
+            Some(found) => found.clone(),
+            None => {
+                let found = self
+                    .inner
+                    .credentials
+                    .resolve(reference.registry(), reference.repository(), self.side)
+                    .await;
+                resolved.insert(key, found.clone());
+                found
+            }
+        };
+        found.map_err(|e| {
+            RegistryError::new(
+                reference.registry(),
+                Some(reference.repository()),
+                "resolve credentials",
+                ErrorKind::Credentials(e),
+            )
+        })
     }
 }
 
