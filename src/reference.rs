@@ -346,6 +346,11 @@ fn component_ok(component: &str) -> bool {
     true
 }
 
+/// True when `tag` is a valid tag (`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`).
+pub fn is_valid_tag(tag: &str) -> bool {
+    validate_tag(tag).is_ok()
+}
+
 fn validate_tag(tag: &str) -> Result<(), ReferenceErrorKind> {
     let bytes = tag.as_bytes();
     let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';

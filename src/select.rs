@@ -9,6 +9,11 @@ use std::cmp::{Ordering, Reverse};
 use semver::Version;
 
 use crate::config::selection::{tag_version, TagOrder, TagSelection, TagSet};
+use crate::reference::is_valid_tag;
+
+/// The tag the docker transport pushes platform images under before their manifest list
+/// takes the real tag. ferry never selects it from a listing, so it never travels on.
+pub const STAGING_TAG: &str = "ferry-staging";
 
 /// True when `selection` needs the registry's tag list (not explicit tags or a digest).
 pub fn needs_listing(selection: &TagSelection) -> bool {
@@ -26,7 +31,7 @@ pub fn by_name<'a>(selection: &TagSelection, tags: &'a [String]) -> Vec<&'a str>
     let admitted: Vec<&str> = tags
         .iter()
         .map(String::as_str)
-        .filter(|t| selection.admits(t))
+        .filter(|t| listable(t) && selection.admits(t))
         .collect();
     let sorted = newest_by_semver(admitted);
     match selection.limit() {
@@ -35,6 +40,19 @@ pub fn by_name<'a>(selection: &TagSelection, tags: &'a [String]) -> Vec<&'a str>
         }
         _ => sorted,
     }
+}
+
+/// A listed tag ferry may select: valid (a registry can list anything) and not its own
+/// staging tag.
+fn listable(tag: &str) -> bool {
+    if tag == STAGING_TAG {
+        return false;
+    }
+    if !is_valid_tag(tag) {
+        tracing::warn!("ignoring tag {tag:?}: not a valid tag");
+        return false;
+    }
+    true
 }
 
 /// Sorts newest first by semantic version; tags that are not versions come last, by name.
@@ -105,6 +123,15 @@ mod tests {
             by_name(&ranged, &all),
             ["1.26.0", "1.25.3"],
             "pre-releases are out"
+        );
+    }
+
+    #[test]
+    fn invalid_and_staging_tags_are_never_selected() {
+        let all = tags(&["1.0", "bad tag!", STAGING_TAG, "-x", "2.0"]);
+        assert_eq!(
+            by_name(&TagSelection::new(TagSet::All), &all),
+            ["2.0", "1.0"]
         );
     }
 

@@ -43,8 +43,14 @@ pub async fn jobs(
     let mut jobs = Vec::new();
     let mut unresolved = Vec::new();
     for route in plan::routes(config, stage, request)? {
-        match plan::resolve_tags(&route, &tags).await {
-            Ok(resolved) => jobs.extend(plan::jobs(config, &route, stage, &resolved)?),
+        // Whatever goes wrong with one entry (its registry, a tag no template can carry)
+        // fails that entry; the rest of the plan runs.
+        let planned = match plan::resolve_tags(&route, &tags).await {
+            Ok(resolved) => plan::jobs(config, &route, stage, &resolved).map_err(|e| e.to_string()),
+            Err(error) => Err(error),
+        };
+        match planned {
+            Ok(planned) => jobs.extend(planned),
             Err(error) => unresolved.push(Unresolved {
                 source: route.from.clone(),
                 error,
