@@ -4,9 +4,9 @@
 
 use std::io::Write;
 
-use super::sync::cache_budget;
+use super::sync::{blob_dir, cache_budget};
 use super::{io, CommandError, EXIT_OK};
-use crate::cache::{self, cached_images};
+use crate::cache::{self, cached_images, BlobCache};
 use crate::cli::{CacheAction, CacheArgs};
 use crate::docker::Engine;
 use crate::report::human_bytes;
@@ -22,10 +22,42 @@ pub async fn run(args: &CacheArgs, out: &mut (dyn Write + Send)) -> Result<u8, C
         }
         _ => cache_budget()?,
     };
+    let blobs = BlobCache::new(&blob_dir(&args.state));
+    let failed_blobs = |e: crate::cache::CacheError| CommandError::Failed(e.to_string());
+    match args.action {
+        CacheAction::Ls => {
+            let listed = blobs.list().map_err(failed_blobs)?;
+            let total: u64 = listed.iter().map(|(_, size, _)| size).sum();
+            let dir = blob_dir(&args.state);
+            writeln!(
+                out,
+                "blob cache {}: {} blobs, {}",
+                dir.display(),
+                listed.len(),
+                human_bytes(total)
+            )
+            .map_err(io)?;
+        }
+        CacheAction::Prune { .. } => {
+            let freed = blobs.prune(budget).map_err(failed_blobs)?;
+            writeln!(
+                out,
+                "blob cache: freed {} (budget {})",
+                human_bytes(freed),
+                human_bytes(budget)
+            )
+            .map_err(io)?;
+        }
+    }
+    // The daemon part needs a daemon; without one the blob cache alone is handled.
+    let engine = match Engine::connect().await {
+        Ok(engine) => engine,
+        Err(error) => {
+            writeln!(out, "layer cache: skipped ({error})").map_err(io)?;
+            return Ok(EXIT_OK);
+        }
+    };
     let (state, _) = State::load(&args.state);
-    let engine = Engine::connect()
-        .await
-        .map_err(|e| CommandError::Failed(e.to_string()))?;
     let failed = |e: crate::docker::DockerError| CommandError::Failed(e.to_string());
     match args.action {
         CacheAction::Ls => {
@@ -44,7 +76,7 @@ pub async fn run(args: &CacheArgs, out: &mut (dyn Write + Send)) -> Result<u8, C
             }
             writeln!(
                 out,
-                "{} images, {} (budget {})",
+                "layer cache: {} images, {} (budget {})",
                 images.len(),
                 human_bytes(total),
                 human_bytes(budget)
@@ -57,7 +89,7 @@ pub async fn run(args: &CacheArgs, out: &mut (dyn Write + Send)) -> Result<u8, C
                 .map_err(failed)?;
             writeln!(
                 out,
-                "freed {} (budget {})",
+                "layer cache: freed {} (budget {})",
                 human_bytes(freed),
                 human_bytes(budget)
             )

@@ -58,11 +58,17 @@ pub async fn run(
     let target = client.for_side(Side::Target);
     let tally = match args.transport {
         TransportArg::Registry => {
-            let blobs = BlobCache::new(&ferry_dir(&args.state).join("blobs"));
-            let transport = RegistryTransport::new(client, target, blobs, args.force);
-            run_jobs(&transport, &jobs, options, &mut reporters)
+            let blobs = BlobCache::new(&blob_dir(&args.state));
+            let transport = RegistryTransport::new(client, target, blobs.clone(), args.force);
+            let tally = run_jobs(&transport, &jobs, options, &mut reporters)
                 .await
-                .map_err(io)?
+                .map_err(io)?;
+            match blobs.prune(max_cache) {
+                Ok(freed) if freed > 0 => tracing::info!("blob cache: freed {freed} bytes"),
+                Ok(_) => {}
+                Err(error) => tracing::warn!("blob cache not pruned: {error}"),
+            }
+            tally
         }
         TransportArg::Docker => {
             let engine = Engine::connect()
@@ -173,11 +179,11 @@ fn report_unresolved(
     Ok(())
 }
 
-/// `.ferry/` (the directory of the state file): also home of the blob cache.
-fn ferry_dir(state: &Path) -> PathBuf {
+/// The registry transport's blob cache: `blobs/` beside the state file (`.ferry/blobs`).
+pub(super) fn blob_dir(state: &Path) -> PathBuf {
     match state.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
-        _ => PathBuf::from("."),
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join("blobs"),
+        _ => PathBuf::from("blobs"),
     }
 }
 
