@@ -78,6 +78,12 @@ pub struct Blob {
     pub foreign: bool,
 }
 
+/// `sha256:` + hex of the SHA-256 of `bytes`: the digest of a manifest or small blob.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
 /// True for the two index media types.
 pub fn is_index(media_type: &str) -> bool {
     media_type == DOCKER_MANIFEST_LIST || media_type == OCI_INDEX

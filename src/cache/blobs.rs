@@ -197,7 +197,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn digest_of(data: &[u8]) -> String {
-        format!("sha256:{}", hex::encode(Sha256::digest(data)))
+        crate::manifest::sha256_digest(data)
     }
 
     fn chunks(data: &'static [u8]) -> impl Stream<Item = Result<Bytes, String>> {

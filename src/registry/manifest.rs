@@ -7,14 +7,15 @@ use bytes::Bytes;
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use super::error::{ErrorKind, RegistryError};
 use super::request::{read_capped, Call, Payload, Repo};
 use super::RegistryClient;
 use crate::reference::Reference;
 
-pub use crate::manifest::{DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
+pub use crate::manifest::{
+    sha256_digest, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST,
+};
 /// Every media type the client accepts, in the `Accept` header's order.
 pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [
     OCI_INDEX,
@@ -231,11 +232,6 @@ fn sniff_media_type(body: &[u8]) -> Option<String> {
         (None, None, Some(_)) => Some(OCI_MANIFEST.to_owned()),
         _ => None,
     }
-}
-
-/// `sha256:` + hex of the SHA-256 of `bytes`.
-pub(crate) fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
 #[cfg(test)]

@@ -25,8 +25,9 @@ use crate::run::{JobEvents, Transport};
 use crate::state::State;
 
 /// Tag under which the platform images of a multi-platform copy are pushed before the
-/// manifest list takes the real tag; the distribution API cannot delete a tag afterwards.
-pub const STAGING_TAG: &str = "ferry-staging";
+/// manifest list takes the real tag; the distribution API cannot delete a tag afterwards,
+/// and tag selection never picks it up.
+pub use crate::select::STAGING_TAG;
 /// Attempts for one daemon pull or push on a retryable error.
 const ATTEMPTS: u32 = 3;
 
@@ -68,10 +69,14 @@ impl<D: DockerApi> DockerTransport<D> {
     }
 
     async fn copy_job(&self, job: &Job, events: &JobEvents) -> Result<Outcome, CopyError> {
-        let top = self.source.get_manifest(&job.source).await?;
-        let source = self.resolve(job, &top.media_type, &top.bytes).await?;
+        // A no-op costs two HEADs: the state says this source digest was pushed to the
+        // target as some digest, and the target still serves that digest.
         if !self.force {
-            if let Some(pushed) = self.state.pushed(&job.target.to_string(), &top.digest) {
+            let source = self.source.head_manifest(&job.source).await?;
+            let recorded = source
+                .and_then(|h| h.digest)
+                .and_then(|digest| self.state.pushed(&job.target.to_string(), &digest));
+            if let Some(pushed) = recorded {
                 let head = self.target.head_manifest(&job.target).await?;
                 if head.and_then(|h| h.digest).as_deref() == Some(pushed.as_str()) {
                     return Ok(Outcome::Skipped {
@@ -80,6 +85,8 @@ impl<D: DockerApi> DockerTransport<D> {
                 }
             }
         }
+        let top = self.source.get_manifest(&job.source).await?;
+        let source = self.resolve(job, &top.media_type, &top.bytes).await?;
         let pull_auth = self.auth(&self.source, &job.source).await?;
         let push_auth = self.auth(&self.target, &job.target).await?;
         let (digest, bytes) = match source {
@@ -104,15 +111,11 @@ impl<D: DockerApi> DockerTransport<D> {
                     self.docker.tag(&pinned.to_string(), &staging).await?;
                     let pushed = self.push(&staging, push_auth.as_ref(), events).await?;
                     let at = job.target.with_digest(&pushed).map_err(other)?;
-                    let head = self.target.head_manifest(&at).await?.ok_or_else(|| {
-                        CopyError::Other(format!("pushed {at} but the registry does not serve it"))
-                    })?;
+                    let (media_type, size) = self.pushed_descriptor(&at).await?;
                     entries.push(Child {
                         digest: pushed,
-                        media_type: head
-                            .media_type
-                            .unwrap_or_else(|| manifest::DOCKER_MANIFEST.to_owned()),
-                        size: head.size.unwrap_or_default(),
+                        media_type,
+                        size,
                         platform: child.platform.clone(),
                     });
                 }
@@ -127,6 +130,21 @@ impl<D: DockerApi> DockerTransport<D> {
         self.state
             .record_push(&job.target.to_string(), &top.digest, &digest)?;
         Ok(Outcome::Copied { bytes, digest })
+    }
+
+    /// Media type and size of a manifest just pushed, for its manifest-list entry; from a
+    /// HEAD, or from the bytes when the registry leaves a header out (size 0 is invalid).
+    async fn pushed_descriptor(&self, at: &Reference) -> Result<(String, u64), CopyError> {
+        let head = self.target.head_manifest(at).await?;
+        let head =
+            head.ok_or_else(|| other(format!("pushed {at} but the registry does not serve it")))?;
+        match (head.media_type, head.size) {
+            (Some(media_type), Some(size)) if size > 0 => Ok((media_type, size)),
+            _ => {
+                let manifest = self.target.get_manifest(at).await?;
+                Ok((manifest.media_type, manifest.bytes.len() as u64))
+            }
+        }
     }
 
     /// Which platforms to pull: skips sources without a (selected) Linux platform.
@@ -232,13 +250,13 @@ pub(crate) async fn registry_auth(
     reference: &Reference,
 ) -> Result<Option<RegistryAuth>, crate::registry::RegistryError> {
     let credentials = client.credentials_for(reference).await?;
-    Ok(credentials.and_then(|c| match c {
-        Credentials::Basic { username, password } => Some(RegistryAuth::new(
-            &username,
-            password,
-            server_address(reference),
-        )),
-        Credentials::IdentityToken(_) => None,
+    Ok(credentials.map(|c| match c {
+        Credentials::Basic { username, password } => {
+            RegistryAuth::new(&username, password, server_address(reference))
+        }
+        Credentials::IdentityToken(token) => {
+            RegistryAuth::with_identity_token(token, server_address(reference))
+        }
     }))
 }
 

@@ -14,7 +14,7 @@ use futures::{StreamExt, TryStreamExt};
 use super::{other, outcome, CopyError};
 use crate::cache::BlobCache;
 use crate::event::{LayerStatus, Outcome};
-use crate::manifest::{self, Blob, Child, Parsed};
+use crate::manifest::{self, sha256_digest, Blob, Child, Parsed};
 use crate::plan::Job;
 use crate::platform::Platform;
 use crate::reference::Reference;
@@ -54,46 +54,66 @@ impl RegistryTransport {
     }
 
     async fn copy_job(&self, job: &Job, events: &JobEvents) -> Result<Outcome, CopyError> {
-        let top = self.source.get_manifest(&job.source).await?;
-        if !self.force {
-            if let Some(head) = self.target.head_manifest(&job.target).await? {
-                if head.digest.as_deref() == Some(top.digest.as_str()) {
-                    return Ok(Outcome::Skipped {
-                        reason: "unchanged".to_owned(),
-                    });
-                }
+        let unchanged = || {
+            Ok(Outcome::Skipped {
+                reason: "unchanged".to_owned(),
+            })
+        };
+        // A no-op costs two HEADs: the target already serves the source's digest.
+        let target_digest = match self.force {
+            true => None,
+            false => self
+                .target
+                .head_manifest(&job.target)
+                .await?
+                .and_then(|h| h.digest),
+        };
+        if target_digest.is_some() && job.platforms.is_empty() {
+            let source = self.source.head_manifest(&job.source).await?;
+            if source.and_then(|h| h.digest) == target_digest {
+                return unchanged();
             }
         }
-        let mut bytes = 0;
-        let (manifest_bytes, media_type) = match manifest::parse(&top.media_type, &top.bytes)? {
-            Parsed::Image(parts) => {
-                let config = self.fetch_config(&job.source, &parts.config).await?;
-                if manifest::config_platform(&config).is_some_and(|p| !p.is_linux()) {
-                    return Err(CopyError::Skip("no Linux platform".to_owned()));
-                }
-                bytes += self.copy_blobs(job, parts.blobs(), events).await?;
-                (top.bytes.clone(), top.media_type.clone())
-            }
+        let top = self.source.get_manifest(&job.source).await?;
+        let work = manifest::parse(&top.media_type, &top.bytes)?;
+        let (manifest_bytes, media_type) = match &work {
+            Parsed::Image(_) => (top.bytes.clone(), top.media_type.clone()),
             Parsed::Index(children) => {
-                let chosen = choose(&children, &job.platforms);
+                let chosen = choose(children, &job.platforms);
                 if !chosen
                     .iter()
                     .any(|c| c.platform.as_ref().is_some_and(Platform::is_linux))
                 {
                     return Err(CopyError::Skip("no Linux platform".to_owned()));
                 }
-                for child in &chosen {
-                    bytes += self.copy_child(job, child, events).await?;
-                }
                 if chosen.len() == children.len() {
                     (top.bytes.clone(), top.media_type.clone())
                 } else {
+                    // A platform subset is a new list: compare what would be written.
                     let docker = top.media_type == manifest::DOCKER_MANIFEST_LIST;
                     let (list, media_type) = manifest::build_list(docker, &chosen)?;
                     (Bytes::from(list), media_type.to_owned())
                 }
             }
         };
+        if target_digest.is_some() && target_digest == Some(sha256_digest(&manifest_bytes)) {
+            return unchanged();
+        }
+        let mut bytes = 0;
+        match work {
+            Parsed::Image(parts) => {
+                let config = self.fetch_config(&job.source, &parts.config).await?;
+                if manifest::config_platform(&config).is_some_and(|p| !p.is_linux()) {
+                    return Err(CopyError::Skip("no Linux platform".to_owned()));
+                }
+                bytes += self.copy_blobs(job, parts.blobs(), events).await?;
+            }
+            Parsed::Index(children) => {
+                for child in &choose(&children, &job.platforms) {
+                    bytes += self.copy_child(job, child, events).await?;
+                }
+            }
+        }
         let digest = self
             .target
             .put_manifest(&job.target, manifest_bytes, &media_type)

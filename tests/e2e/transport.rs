@@ -74,11 +74,18 @@ async fn registry_transport_keeps_digests_mounts_and_skips_unchanged() {
         ),
         job(app.reference(), format!("{}/mirror/app:1.0", dst.host())),
         job(app.reference(), format!("{}/other/app:1.0", dst.host())),
+        Job::new(
+            multi.reference().parse().expect("source"),
+            format!("{}/subset/multi:1.0", dst.host())
+                .parse()
+                .expect("target"),
+            vec!["linux/arm64".parse().expect("platform")],
+        ),
     ];
 
     let recorder = EventLog::default();
     let tally = run_jobs(&transport, &jobs, &recorder).await;
-    assert_eq!(tally.totals().copied, 3, "{:?}", outcomes(&tally));
+    assert_eq!(tally.totals().copied, 4, "{:?}", outcomes(&tally));
     let check = RegistryClient::new(&dst);
     let copied = check.manifest("mirror/multi", "1.0").await.expect("index");
     assert_eq!(copied.bytes, multi.manifest, "index byte-identical");
@@ -100,6 +107,16 @@ async fn registry_transport_keeps_digests_mounts_and_skips_unchanged() {
         0,
         "nothing downloaded for a mount"
     );
+
+    let subset = check
+        .manifest("subset/multi", "1.0")
+        .await
+        .expect("subset list");
+    let entries = subset.json()["manifests"]
+        .as_array()
+        .expect("entries")
+        .len();
+    assert_eq!(entries, 1, "only linux/arm64");
 
     let again = EventLog::default();
     let tally = run_jobs(&transport, &jobs, &again).await;
