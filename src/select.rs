@@ -11,8 +11,9 @@ use semver::Version;
 use crate::config::selection::{tag_version, TagOrder, TagSelection, TagSet};
 use crate::reference::is_valid_tag;
 
-/// The tag the docker transport pushes platform images under before their manifest list
-/// takes the real tag. ferry never selects it from a listing, so it never travels on.
+/// The prefix of the tags the docker transport pushes platform images under before their
+/// manifest list takes the real tag (`ferry-staging-linux-arm64`). ferry never selects
+/// such a tag from a listing, so they never travel on.
 pub const STAGING_TAG: &str = "ferry-staging";
 
 /// True when `selection` needs the registry's tag list (not explicit tags or a digest).
@@ -45,7 +46,7 @@ pub fn by_name<'a>(selection: &TagSelection, tags: &'a [String]) -> Vec<&'a str>
 /// A listed tag ferry may select: valid (a registry can list anything) and not its own
 /// staging tag.
 fn listable(tag: &str) -> bool {
-    if tag == STAGING_TAG {
+    if tag.starts_with(STAGING_TAG) {
         return false;
     }
     if !is_valid_tag(tag) {
@@ -128,7 +129,14 @@ mod tests {
 
     #[test]
     fn invalid_and_staging_tags_are_never_selected() {
-        let all = tags(&["1.0", "bad tag!", STAGING_TAG, "-x", "2.0"]);
+        let all = tags(&[
+            "1.0",
+            "bad tag!",
+            STAGING_TAG,
+            "ferry-staging-linux-arm64",
+            "-x",
+            "2.0",
+        ]);
         assert_eq!(
             by_name(&TagSelection::new(TagSet::All), &all),
             ["2.0", "1.0"]

@@ -44,7 +44,7 @@ pub struct DockerTransport<D: DockerApi> {
     target: RegistryClient,
     state: Arc<State>,
     force: bool,
-    /// One multi-platform copy at a time per target repository (they share the staging tag).
+    /// One tag-and-push at a time per staging tag (repository and platform).
     staging: Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
@@ -92,33 +92,28 @@ impl<D: DockerApi> DockerTransport<D> {
         let (digest, bytes) = match source {
             Source::Image => {
                 let pinned = job.source.with_digest(&top.digest).map_err(other)?;
-                let bytes = self.pull(&pinned, None, pull_auth.as_ref(), events).await?;
+                let pulled = self.pull(&pinned, None, pull_auth.as_ref(), events).await?;
                 self.docker.tag(&pinned.to_string(), &job.target).await?;
-                let digest = self.push(&job.target, push_auth.as_ref(), events).await?;
-                (digest, bytes)
+                let (digest, pushed) = self.push(&job.target, push_auth.as_ref(), events).await?;
+                (digest, pulled + pushed)
             }
             Source::Index { docker, chosen } => {
-                let gate = self.staging_gate(&job.target).await;
-                let _turn = gate.lock().await;
-                let staging = job.target.with_tag(STAGING_TAG).map_err(other)?;
-                let mut entries = Vec::with_capacity(chosen.len());
-                let mut bytes = 0;
-                for child in &chosen {
-                    let pinned = job.source.with_digest(&child.digest).map_err(other)?;
-                    bytes += self
-                        .pull(&pinned, child.platform.as_ref(), pull_auth.as_ref(), events)
-                        .await?;
-                    self.docker.tag(&pinned.to_string(), &staging).await?;
-                    let pushed = self.push(&staging, push_auth.as_ref(), events).await?;
-                    let at = job.target.with_digest(&pushed).map_err(other)?;
-                    let (media_type, size) = self.pushed_descriptor(&at).await?;
-                    entries.push(Child {
-                        digest: pushed,
-                        media_type,
-                        size,
-                        platform: child.platform.clone(),
-                    });
-                }
+                // Every platform at once: pulls and pushes of one tag overlap in the daemon.
+                let copies: Vec<_> = chosen
+                    .iter()
+                    .map(|child| {
+                        self.copy_platform(
+                            job,
+                            child,
+                            pull_auth.as_ref(),
+                            push_auth.as_ref(),
+                            events,
+                        )
+                    })
+                    .collect();
+                let copied = futures::future::try_join_all(copies).await?;
+                let bytes = copied.iter().map(|(_, bytes)| bytes).sum();
+                let entries: Vec<Child> = copied.into_iter().map(|(entry, _)| entry).collect();
                 let (list, media_type) = manifest::build_list(docker, &entries)?;
                 let digest = self
                     .target
@@ -130,6 +125,42 @@ impl<D: DockerApi> DockerTransport<D> {
         self.state
             .record_push(&job.target.to_string(), &top.digest, &digest)?;
         Ok(Outcome::Copied { bytes, digest })
+    }
+
+    /// One platform of a multi-platform source: pulled by digest, pushed under its staging
+    /// tag; returns its manifest-list entry and the bytes moved.
+    async fn copy_platform(
+        &self,
+        job: &Job,
+        child: &Child,
+        pull_auth: Option<&RegistryAuth>,
+        push_auth: Option<&RegistryAuth>,
+        events: &JobEvents,
+    ) -> Result<(Child, u64), CopyError> {
+        let pinned = job.source.with_digest(&child.digest).map_err(other)?;
+        let pulled = self
+            .pull(&pinned, child.platform.as_ref(), pull_auth, events)
+            .await?;
+        let staging = job
+            .target
+            .with_tag(&staging_tag(child.platform.as_ref()))
+            .map_err(other)?;
+        // The local staging tag is shared by every tag of this repository and platform:
+        // tag and push it one job at a time, so each push sends the image it was given.
+        let gate = self.staging_gate(&staging).await;
+        let turn = gate.lock().await;
+        self.docker.tag(&pinned.to_string(), &staging).await?;
+        let (digest, pushed) = self.push(&staging, push_auth, events).await?;
+        drop(turn);
+        let at = job.target.with_digest(&digest).map_err(other)?;
+        let (media_type, size) = self.pushed_descriptor(&at).await?;
+        let entry = Child {
+            digest,
+            media_type,
+            size,
+            platform: child.platform.clone(),
+        };
+        Ok((entry, pulled + pushed))
     }
 
     /// Media type and size of a manifest just pushed, for its manifest-list entry; from a
@@ -212,14 +243,16 @@ impl<D: DockerApi> DockerTransport<D> {
         Ok(sink.bytes())
     }
 
+    /// Pushes with retries; returns the pushed digest and the bytes of layers sent.
     async fn push(
         &self,
         target: &Reference,
         auth: Option<&RegistryAuth>,
         events: &JobEvents,
-    ) -> Result<String, CopyError> {
+    ) -> Result<(String, u64), CopyError> {
         let sink = LayerSink::new(events);
-        Ok(retry(events, || self.docker.push(target, auth, &sink)).await?)
+        let digest = retry(events, || self.docker.push(target, auth, &sink)).await?;
+        Ok((digest, sink.bytes()))
     }
 
     async fn auth(
@@ -230,9 +263,9 @@ impl<D: DockerApi> DockerTransport<D> {
         Ok(registry_auth(client, reference).await?)
     }
 
-    async fn staging_gate(&self, target: &Reference) -> Arc<Mutex<()>> {
+    async fn staging_gate(&self, staging: &Reference) -> Arc<Mutex<()>> {
         let mut gates = self.staging.lock().await;
-        gates.entry(target.repository_name()).or_default().clone()
+        gates.entry(staging.to_string()).or_default().clone()
     }
 }
 
@@ -266,6 +299,14 @@ pub(crate) fn server_address(reference: &Reference) -> String {
         "https://index.docker.io/v1/".to_owned()
     } else {
         reference.registry().to_owned()
+    }
+}
+
+/// The staging tag of one platform: `ferry-staging-linux-arm64-v8`.
+fn staging_tag(platform: Option<&Platform>) -> String {
+    match platform {
+        Some(platform) => format!("{STAGING_TAG}-{}", platform.to_string().replace('/', "-")),
+        None => STAGING_TAG.to_owned(),
     }
 }
 

@@ -143,6 +143,8 @@ async fn both_hops_end_to_end_through_the_daemon() {
         cleanup.track(child.pinned());
     }
     cleanup.track(single.reference());
+    cleanup.track_registry(mirror.host());
+    cleanup.track_registry(private.host());
 
     let hop1 = ferry(dir.path(), &["sync", "--report", "hop1.json"], &[]);
     assert_eq!(

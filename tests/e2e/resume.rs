@@ -34,9 +34,7 @@ async fn a_killed_sync_is_finished_by_the_next_run() {
         ("config/rules.yaml", &rules),
     ]);
     let target_repo = format!("mirror/{repo}");
-    for i in 0..IMAGES {
-        cleanup.track(format!("{}/{target_repo}:1.{i}", target.host()));
-    }
+    cleanup.track_registry(target.host());
 
     let mut child = ferry_command(dir.path(), &["sync", "--jobs", "1"], &[])
         .stdout(Stdio::piped())

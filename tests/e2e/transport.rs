@@ -152,8 +152,7 @@ async fn docker_transport_writes_a_list_of_linux_platforms_that_runs() {
     for child in &multi.children {
         cleanup.track(child.pinned());
     }
-    cleanup.track(format!("{}/mirror/multi:ferry-staging", dst.host()));
-    cleanup.track(target_ref.clone());
+    cleanup.track_registry(dst.host());
     let jobs = vec![
         job(multi.reference(), target_ref.clone()),
         job(

@@ -133,19 +133,51 @@ pub fn unique(prefix: &str) -> String {
 /// The images (ids or references) a test made on the daemon, removed with `docker rmi
 /// --force` on `Drop`: also when the test fails halfway. Missing ones are not an error.
 #[derive(Default)]
-pub struct ImageCleanup(Mutex<Vec<String>>);
+pub struct ImageCleanup {
+    images: Mutex<Vec<String>>,
+    registries: Mutex<Vec<String>>,
+}
 
 impl ImageCleanup {
     /// Removes `image` when this is dropped.
     pub fn track(&self, image: impl Into<String>) {
-        let mut images = self.0.lock().expect("image cleanup lock");
+        let mut images = self.images.lock().expect("image cleanup lock");
         images.push(image.into());
+    }
+
+    /// Removes every image of registry `host` (`127.0.0.1:PORT`) when this is dropped:
+    /// tagged or pulled by digest, whatever the code under test left there.
+    pub fn track_registry(&self, host: impl Into<String>) {
+        let mut registries = self.registries.lock().expect("image cleanup lock");
+        registries.push(host.into());
     }
 }
 
 impl Drop for ImageCleanup {
     fn drop(&mut self) {
-        let images = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut images =
+            std::mem::take(&mut *self.images.lock().unwrap_or_else(|e| e.into_inner()));
+        let registries =
+            std::mem::take(&mut *self.registries.lock().unwrap_or_else(|e| e.into_inner()));
+        if !registries.is_empty() {
+            let listed = Command::new("docker")
+                .args(["images", "--format", "{{.Repository}} {{.ID}}"])
+                .output();
+            let listed = listed
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            for line in listed.lines() {
+                let Some((repository, id)) = line.split_once(' ') else {
+                    continue;
+                };
+                if registries
+                    .iter()
+                    .any(|host| repository.starts_with(&format!("{host}/")))
+                {
+                    images.push(id.to_owned());
+                }
+            }
+        }
         if !images.is_empty() {
             let _ = Command::new("docker")
                 .args(["rmi", "--force"])
