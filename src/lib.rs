@@ -10,6 +10,7 @@ pub mod config;
 pub mod credentials;
 pub mod docker;
 pub mod event;
+pub mod gates;
 pub mod manifest;
 pub mod plan;
 pub mod platform;

@@ -3,10 +3,8 @@
 //! Owns the directory layout (`<dir>/sha256/<hex>`), verification of what is written and
 //! one fetch at a time per digest. It must not keep a blob whose bytes do not match.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -14,6 +12,8 @@ use futures::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 use tokio::io::AsyncWriteExt;
+
+use crate::gates::Gates;
 
 /// Why a blob could not be cached.
 #[derive(Debug, Error)]
@@ -47,7 +47,7 @@ pub enum CacheError {
 #[derive(Debug, Clone)]
 pub struct BlobCache {
     dir: PathBuf,
-    inflight: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    inflight: Gates<String>,
 }
 
 impl BlobCache {
@@ -55,7 +55,7 @@ impl BlobCache {
     pub fn new(dir: &Path) -> Self {
         BlobCache {
             dir: dir.to_owned(),
-            inflight: Arc::default(),
+            inflight: Gates::default(),
         }
     }
 
@@ -82,11 +82,7 @@ impl BlobCache {
         E: std::fmt::Display,
     {
         let path = self.path(digest)?;
-        let gate = {
-            let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-            inflight.entry(digest.to_owned()).or_default().clone()
-        };
-        let _turn = gate.lock().await;
+        let _turn = self.inflight.enter(&digest.to_owned()).await;
         if tokio::fs::try_exists(&path).await.unwrap_or(false) {
             touch(&path);
             return Ok((path, false));
@@ -96,10 +92,7 @@ impl BlobCache {
             Err(e) => Err(CacheError::Fetch(e.to_string())),
         };
         // Waiters still holding the gate find the file (or fetch again after a failure).
-        self.inflight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(digest);
+        self.inflight.forget(&digest.to_owned());
         result.map(|()| (path, true))
     }
 

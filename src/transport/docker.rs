@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
-use tokio::sync::Mutex;
 
 use super::{other, outcome, CopyError};
 use crate::credentials::Credentials;
 use crate::docker::{DockerApi, DockerError, DockerEvent, RegistryAuth};
 use crate::event::{LayerStatus, Outcome};
+use crate::gates::Gates;
 use crate::manifest::{self, Child, Parsed};
 use crate::plan::Job;
 use crate::platform::Platform;
@@ -45,7 +45,7 @@ pub struct DockerTransport<D: DockerApi> {
     state: Arc<State>,
     force: bool,
     /// One tag-and-push at a time per staging tag (repository and platform).
-    staging: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    staging: Gates<String>,
 }
 
 impl<D: DockerApi> DockerTransport<D> {
@@ -64,7 +64,7 @@ impl<D: DockerApi> DockerTransport<D> {
             target,
             state,
             force,
-            staging: Mutex::new(HashMap::new()),
+            staging: Gates::default(),
         }
     }
 
@@ -147,8 +147,7 @@ impl<D: DockerApi> DockerTransport<D> {
             .map_err(other)?;
         // The local staging tag is shared by every tag of this repository and platform:
         // tag and push it one job at a time, so each push sends the image it was given.
-        let gate = self.staging_gate(&staging).await;
-        let turn = gate.lock().await;
+        let turn = self.staging.enter(&staging.to_string()).await;
         self.docker.tag(&pinned.to_string(), &staging).await?;
         let (digest, pushed) = self.push(&staging, push_auth, events).await?;
         drop(turn);
@@ -261,11 +260,6 @@ impl<D: DockerApi> DockerTransport<D> {
         reference: &Reference,
     ) -> Result<Option<RegistryAuth>, CopyError> {
         Ok(registry_auth(client, reference).await?)
-    }
-
-    async fn staging_gate(&self, staging: &Reference) -> Arc<Mutex<()>> {
-        let mut gates = self.staging.lock().await;
-        gates.entry(staging.to_string()).or_default().clone()
     }
 }
 

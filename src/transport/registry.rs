@@ -14,6 +14,7 @@ use futures::{StreamExt, TryStreamExt};
 use super::{other, outcome, CopyError};
 use crate::cache::BlobCache;
 use crate::event::{LayerStatus, Outcome};
+use crate::gates::Gates;
 use crate::manifest::{self, sha256_digest, Blob, Child, Parsed};
 use crate::plan::Job;
 use crate::platform::Platform;
@@ -33,6 +34,8 @@ pub struct RegistryTransport {
     force: bool,
     /// Where on a target registry a blob is known to be: (registry, digest) → repository.
     seen: Arc<Mutex<HashMap<(String, String), String>>>,
+    /// One copy at a time per (target registry, digest).
+    gates: Gates<(String, String)>,
 }
 
 impl RegistryTransport {
@@ -50,6 +53,7 @@ impl RegistryTransport {
             cache,
             force,
             seen: Arc::default(),
+            gates: Gates::default(),
         }
     }
 
@@ -188,6 +192,10 @@ impl RegistryTransport {
     ) -> Result<u64, CopyError> {
         let (source, target) = (&job.source, &job.target);
         let total = Some(blob.size);
+        // One job at a time per blob and target registry: a concurrent job for another
+        // repository waits, then mounts what this one uploaded instead of uploading again.
+        let key = (target.registry().to_owned(), blob.digest.clone());
+        let _turn = self.gates.enter(&key).await;
         if self
             .target
             .blob_exists(target, &blob.digest)

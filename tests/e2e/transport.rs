@@ -38,11 +38,20 @@ fn job(source: String, target: String) -> Job {
 }
 
 async fn run_jobs(transport: &impl Transport, jobs: &[Job], log: &EventLog) -> Tally {
+    run_jobs_at(transport, jobs, log, 1).await
+}
+
+async fn run_jobs_at(
+    transport: &impl Transport,
+    jobs: &[Job],
+    log: &EventLog,
+    at_once: usize,
+) -> Tally {
     let mut reporters = Reporters::default();
     reporters.push(Box::new(log.clone()));
     let options = RunOptions {
-        jobs: 1,
-        per_registry: 4,
+        jobs: at_once,
+        per_registry: at_once,
     };
     run(transport, jobs, options, &mut reporters)
         .await
@@ -126,6 +135,39 @@ async fn registry_transport_keeps_digests_mounts_and_skips_unchanged() {
             .iter()
             .all(|o| matches!(o, Outcome::Skipped { reason } if reason == "unchanged")),
         "{reasons:?}"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_jobs_upload_a_shared_blob_once_and_mount_it_elsewhere() {
+    let src = Registry::anonymous();
+    let dst = Registry::anonymous();
+    let app = Fixture::image(&src, "team/shared", "1.0")
+        .layer_text("a layer three repositories share")
+        .push()
+        .await;
+    let (source, target) = clients(&[&src, &dst]);
+    let cache_dir = tempfile::tempdir().expect("temp dir");
+    let transport = RegistryTransport::new(source, target, BlobCache::new(cache_dir.path()), false);
+    let jobs: Vec<Job> = (1..=3)
+        .map(|i| {
+            job(
+                app.reference(),
+                format!("{}/copy{i}/shared:1.0", dst.host()),
+            )
+        })
+        .collect();
+    let log = EventLog::default();
+    let tally = run_jobs_at(&transport, &jobs, &log, 3).await;
+    assert_eq!(tally.totals().copied, 3, "{:?}", outcomes(&tally));
+    let blobs = 1 + app.layer_digests.len();
+    let uploaded: usize = (0..3).map(|j| layers(&log, j, LayerStatus::Done)).sum();
+    let mounted: usize = (0..3).map(|j| layers(&log, j, LayerStatus::Mounted)).sum();
+    assert_eq!(uploaded, blobs, "each blob uploaded once");
+    assert_eq!(
+        mounted,
+        2 * blobs,
+        "and mounted into the two other repositories"
     );
 }
 
