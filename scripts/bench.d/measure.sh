@@ -94,8 +94,8 @@ daemon_empty() {
 
 # fresh_target NAME: starts a registry for one group; sets target.
 fresh_target() {
-  bench_registry_start "$1" || die "cannot start a target registry"
-  target=${BENCH_REG_HOST[$1]}
+  registry_start "$1" || die "cannot start a target registry"
+  target=${REGISTRY_HOST[$1]}
 }
 
 # The plain sequential docker CLI loop, from an empty daemon to a fresh target.
@@ -106,7 +106,7 @@ run_loop() {
   measure loop "$round" "$phases" "$target" \
     bash "$root/scripts/bench.d/docker-loop.sh" "$src" "$target" "$tags_tsv" "$phases"
   verify check_run - - - "$target" flat
-  bench_registry_stop "loop-$round"
+  registry_stop "loop-$round"
 }
 
 # ferry docker transport: cold (empty daemon), warm (the cold run's layers still in the
@@ -118,7 +118,7 @@ run_ferry_docker() {
   config=$(ferry_config "cold-$round" "$target")
   ferry_sync ferry_docker_cold "$round" docker "$config" "$BENCH_TMP/state-cold-$round/state.json" "$target"
   verify check_run "$m_report" "$tag_count" 0 "$target" flat
-  bench_registry_stop "cold-$round"
+  registry_stop "cold-$round"
 
   fresh_target "warm-$round"
   config=$(ferry_config "warm-$round" "$target")
@@ -127,7 +127,7 @@ run_ferry_docker() {
   verify check_run "$m_report" "$tag_count" 0 "$target" flat
   ferry_sync ferry_docker_noop "$round" docker "$config" "$state" "$target"
   verify check_run "$m_report" 0 "$tag_count" "$target" flat
-  bench_registry_stop "warm-$round"
+  registry_stop "warm-$round"
 }
 
 # skopeo sync --all from the YAML source list: cold to a fresh target, then again.
@@ -140,7 +140,7 @@ run_skopeo() {
       "$BENCH_TMP/skopeo.yaml" "$target/mirror"
     verify check_run - - - "$target" base
   done
-  bench_registry_stop "skopeo-$round"
+  registry_stop "skopeo-$round"
 }
 
 # ferry registry transport: cold (fresh target, fresh .ferry/blobs), then no-op.
@@ -153,5 +153,5 @@ run_ferry_registry() {
   verify check_run "$m_report" "$tag_count" 0 "$target" flat
   ferry_sync ferry_registry_noop "$round" registry "$config" "$state" "$target"
   verify check_run "$m_report" 0 "$tag_count" "$target" flat
-  bench_registry_stop "registry-$round"
+  registry_stop "registry-$round"
 }

@@ -86,8 +86,3 @@ registry_stop_all() {
     registry_stop "$name"
   done
 }
-
-# registry_bytes NAME: bytes its storage holds on disk.
-registry_bytes() {
-  du -sb "$REGISTRY_TMP/registry-$1/storage" | cut -f1
-}
