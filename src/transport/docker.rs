@@ -230,9 +230,18 @@ impl<D: DockerApi> DockerTransport<D> {
         auth: Option<&RegistryAuth>,
         events: &JobEvents,
     ) -> Result<u64, CopyError> {
+        let key = image.to_string();
+        // Pinned by digest and already in the daemon: exactly these bytes, nothing to pull.
+        if image.digest().is_some() {
+            if let Some(info) = self.docker.inspect(&key).await? {
+                if self.state.cached().contains_key(&info.id) {
+                    self.state.touch_cached(&info.id, &key, info.size)?;
+                }
+                return Ok(0);
+            }
+        }
         let sink = LayerSink::new(events);
         let pulled = retry(events, || self.docker.pull(image, platform, auth, &sink)).await?;
-        let key = image.to_string();
         if let Some(info) = self.docker.inspect(&key).await? {
             let ours = pulled.downloaded || self.state.cached().contains_key(&info.id);
             if ours {
