@@ -15,6 +15,17 @@ fn token(value: &str) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(serde_json::json!({"token": value, "expires_in": 300}))
 }
 
+/// The manifest `team/app:v1`, served `times` times to requests carrying `Bearer token`.
+async fn manifest_for_bearer(server: &MockServer, token: &str, times: u64) {
+    Mock::given(method("GET"))
+        .and(path("/v2/team/app/manifests/v1"))
+        .and(header("authorization", format!("Bearer {token}").as_str()))
+        .respond_with(manifest_ok())
+        .expect(times)
+        .mount(server)
+        .await;
+}
+
 fn manifest_ok() -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_raw(BODY.to_vec(), OCI_MANIFEST)
 }
@@ -41,16 +52,7 @@ async fn bearer_flow_asks_for_the_scope_with_basic_credentials() {
         .expect(1)
         .mount(&server)
         .await;
-    Mock::given(method("GET"))
-        .and(path("/v2/team/app/manifests/v1"))
-        .and(header(
-            "authorization",
-            format!("Bearer {TOKEN_1}").as_str(),
-        ))
-        .respond_with(manifest_ok())
-        .expect(2)
-        .mount(&server)
-        .await;
+    manifest_for_bearer(&server, TOKEN_1, 2).await;
     let client = client(&server, true);
     for _ in 0..2 {
         let manifest = client
@@ -284,16 +286,7 @@ async fn identity_token_is_exchanged_with_an_oauth2_post() {
         .expect(1)
         .mount(&server)
         .await;
-    Mock::given(method("GET"))
-        .and(path("/v2/team/app/manifests/v1"))
-        .and(header(
-            "authorization",
-            format!("Bearer {TOKEN_1}").as_str(),
-        ))
-        .respond_with(manifest_ok())
-        .expect(1)
-        .mount(&server)
-        .await;
+    manifest_for_bearer(&server, TOKEN_1, 1).await;
     let store = CredentialStore::new(vec![], Some(config), None);
     RegistryClient::new(store, fast(ClientOptions::default()))
         .get_manifest(&reference(&server, "team/app:v1"))
