@@ -51,6 +51,8 @@ pub trait TagSource: Sync {
         &self,
         image: &Reference,
     ) -> impl Future<Output = Result<Option<i64>, String>> + Send;
+    /// Whether `image` has a Linux platform (a Windows-only image is never copied).
+    fn has_linux(&self, image: &Reference) -> impl Future<Output = Result<bool, String>> + Send;
 }
 
 /// What a command asks to plan.
@@ -115,24 +117,43 @@ pub fn routes(config: &Config, stage: Stage, request: &Request) -> Result<Vec<Ro
 pub async fn resolve_tags(route: &Route, tags: &impl TagSource) -> Result<Vec<String>, String> {
     let selection = &route.entry.selection;
     match selection.tags() {
-        TagSet::List(list) => return Ok(list.clone()),
-        TagSet::Digest { .. } => return Ok(Vec::new()),
-        TagSet::All | TagSet::Regex(_) => {}
+        TagSet::List(list) => Ok(list.clone()),
+        TagSet::Digest { .. } => Ok(Vec::new()),
+        TagSet::All | TagSet::Regex(_) => select_tags(selection, &route.from, tags).await,
     }
-    let listed = tags.tags(&route.from).await?;
-    let named: Vec<&str> = select::by_name(selection, &listed);
-    if !select::needs_created(selection) {
-        return Ok(named.into_iter().map(str::to_owned).collect());
+}
+
+/// The listed tags of `repository` a selection means, newest first. `limit` counts only
+/// tags with a Linux platform (Windows-only tags are never copied), so with a limit the
+/// candidates are checked newest first until enough are found.
+pub async fn select_tags(
+    selection: &TagSelection,
+    repository: &Reference,
+    tags: &impl TagSource,
+) -> Result<Vec<String>, String> {
+    let listed = tags.tags(repository).await?;
+    let mut candidates: Vec<&str> = select::by_name(selection, &listed);
+    let image = |tag: &str| repository.with_tag(tag).map_err(|e| e.to_string());
+    if select::needs_created(selection) {
+        let mut created = Vec::with_capacity(candidates.len());
+        for tag in candidates {
+            created.push((tag, tags.created(&image(tag)?).await?.unwrap_or(i64::MIN)));
+        }
+        candidates = select::newest_by_created(created);
     }
-    let mut created = Vec::with_capacity(named.len());
-    for tag in named {
-        let image = route.from.with_tag(tag).map_err(|e| e.to_string())?;
-        created.push((tag, tags.created(&image).await?.unwrap_or(i64::MIN)));
+    let Some(limit) = selection.limit() else {
+        return Ok(candidates.into_iter().map(str::to_owned).collect());
+    };
+    let mut chosen = Vec::new();
+    for tag in candidates {
+        if chosen.len() == limit as usize {
+            break;
+        }
+        if tags.has_linux(&image(tag)?).await? {
+            chosen.push(tag.to_owned());
+        }
     }
-    Ok(select::newest_by_created(created, selection.limit())
-        .into_iter()
-        .map(str::to_owned)
-        .collect())
+    Ok(chosen)
 }
 
 /// The jobs of one route for its resolved `tags` (a digest entry needs none).

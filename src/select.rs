@@ -26,21 +26,16 @@ pub fn needs_created(selection: &TagSelection) -> bool {
     selection.limit().is_some() && selection.order() == TagOrder::Created
 }
 
-/// The listed tags the selection admits, newest first by semver; limited when `limit` is
-/// set and the order is semver. (With `order: created`, call [`newest_by_created`] next.)
+/// The listed tags the selection admits, newest first by semver. `limit` is not applied
+/// here: "newest N" counts only tags with a Linux platform, which takes the registry (see
+/// `plan::select_tags`).
 pub fn by_name<'a>(selection: &TagSelection, tags: &'a [String]) -> Vec<&'a str> {
     let admitted: Vec<&str> = tags
         .iter()
         .map(String::as_str)
         .filter(|t| listable(t) && selection.admits(t))
         .collect();
-    let sorted = newest_by_semver(admitted);
-    match selection.limit() {
-        Some(limit) if !needs_created(selection) => {
-            sorted.into_iter().take(limit as usize).collect()
-        }
-        _ => sorted,
-    }
+    newest_by_semver(admitted)
 }
 
 /// A listed tag ferry may select: valid (a registry can list anything) and not its own
@@ -69,11 +64,10 @@ pub fn newest_by_semver(tags: Vec<&str>) -> Vec<&str> {
     keyed.into_iter().map(|(_, t)| t).collect()
 }
 
-/// The newest `limit` of (tag, unix seconds of creation), newest first; ties by name.
-pub fn newest_by_created(mut created: Vec<(&str, i64)>, limit: Option<u32>) -> Vec<&str> {
+/// Tags sorted newest first by creation time (unix seconds); ties by name.
+pub fn newest_by_created(mut created: Vec<(&str, i64)>) -> Vec<&str> {
     created.sort_by_key(|&(tag, at)| (Reverse(at), tag));
-    let limit = limit.map_or(usize::MAX, |l| l as usize);
-    created.into_iter().take(limit).map(|(t, _)| t).collect()
+    created.into_iter().map(|(t, _)| t).collect()
 }
 
 #[cfg(test)]
@@ -144,10 +138,8 @@ mod tests {
     }
 
     #[test]
-    fn limit_by_semver_keeps_the_newest() {
+    fn newest_first_by_semver() {
         let all = tags(&["1.9", "1.10", "latest", "v1.10.1", "alpine", "2"]);
-        let selection = filtered(TagSet::All, None, &[], Some(3), TagOrder::Semver);
-        assert_eq!(by_name(&selection, &all), ["2", "v1.10.1", "1.10"]);
         let everything = TagSelection::new(TagSet::All);
         assert_eq!(
             by_name(&everything, &all),
@@ -160,12 +152,12 @@ mod tests {
     }
 
     #[test]
-    fn limit_by_created_waits_for_creation_times() {
+    fn newest_first_by_creation_time() {
         let selection = filtered(TagSet::All, None, &[], Some(2), TagOrder::Created);
         assert!(needs_created(&selection));
         let all = tags(&["a", "b", "c", "d"]);
-        assert_eq!(by_name(&selection, &all).len(), 4, "not limited by name");
+        assert_eq!(by_name(&selection, &all).len(), 4, "limit is applied later");
         let created = vec![("a", 10), ("c", 30), ("b", 30), ("d", 20)];
-        assert_eq!(newest_by_created(created, selection.limit()), ["b", "c"]);
+        assert_eq!(newest_by_created(created), ["b", "c", "d", "a"]);
     }
 }

@@ -5,10 +5,11 @@
 
 use super::CommandError;
 use crate::config::Config;
-use crate::manifest;
+use crate::manifest::{self, Parsed};
 use crate::plan::{self, Job, Request, TagSource, Unresolved};
+use crate::platform::Platform;
 use crate::reference::Reference;
-use crate::registry::RegistryClient;
+use crate::registry::{RegistryClient, RegistryError};
 use crate::rules::Stage;
 
 /// Tags and creation times read from registries.
@@ -30,6 +31,36 @@ impl TagSource for RegistryTags<'_> {
             .map_err(|e| e.to_string())?;
         Ok(config.as_deref().and_then(manifest::config_created))
     }
+
+    async fn has_linux(&self, image: &Reference) -> Result<bool, String> {
+        let platforms = linux_platforms(self.0, image)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(!platforms.is_empty())
+    }
+}
+
+/// The Linux platforms of `image` (`linux/amd64`, …); empty for Windows-only images.
+pub async fn linux_platforms(
+    client: &RegistryClient,
+    image: &Reference,
+) -> Result<Vec<Platform>, RegistryError> {
+    let top = client.get_manifest(image).await?;
+    let parsed = manifest::parse(&top.media_type, &top.bytes);
+    if let Ok(Parsed::Index(children)) = parsed {
+        return Ok(children
+            .into_iter()
+            .filter_map(|c| c.platform)
+            .filter(Platform::is_linux)
+            .collect());
+    }
+    let config = client.image_config(image).await?;
+    Ok(config
+        .as_deref()
+        .and_then(manifest::config_platform)
+        .filter(Platform::is_linux)
+        .into_iter()
+        .collect())
 }
 
 /// Every job of `stage`; entries whose tags could not be listed are returned apart.

@@ -8,16 +8,15 @@ use std::io::Write;
 use regex::Regex;
 use semver::VersionReq;
 
-use super::resolve::RegistryTags;
+use super::resolve::{linux_platforms, RegistryTags};
 use super::{client, io, CommandError, EXIT_OK};
 use crate::cli::TagsArgs;
 use crate::config::selection::{TagOrder, TagSelection, TagSet};
 use crate::config::Config;
-use crate::manifest::{self, Parsed};
-use crate::plan::TagSource;
+use crate::plan::select_tags;
+use crate::platform::Platform;
 use crate::reference::Reference;
-use crate::registry::{ClientOptions, RegistryClient};
-use crate::select;
+use crate::registry::ClientOptions;
 
 /// Lists the selected tags of `args.repository`.
 pub async fn run(
@@ -32,29 +31,11 @@ pub async fn run(
         .map_err(|e| usage(&e))?;
     let selection = selection(args).map_err(|e| usage(&e))?;
     let client = client(config.as_ref(), [&repository], ClientOptions::default())?;
-    let tags = RegistryTags(&client);
-    let listed = tags.tags(&repository).await.map_err(CommandError::Failed)?;
-    let mut chosen: Vec<String> = select::by_name(&selection, &listed)
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-    if select::needs_created(&selection) {
-        let mut created = Vec::new();
-        for tag in &chosen {
-            let image = repository.with_tag(tag).map_err(|e| usage(&e))?;
-            created.push((
-                tag.as_str(),
-                tags.created(&image)
-                    .await
-                    .map_err(CommandError::Failed)?
-                    .unwrap_or(i64::MIN),
-            ));
-        }
-        chosen = select::newest_by_created(created, selection.limit())
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
-    }
+    // Without a limit every listed tag is shown (Windows-only ones marked with
+    // --all-platforms); with one, the newest N that have a Linux platform.
+    let chosen = select_tags(&selection, &repository, &RegistryTags(&client))
+        .await
+        .map_err(CommandError::Failed)?;
     for tag in &chosen {
         let image = repository.with_tag(tag).map_err(|e| usage(&e))?;
         let platforms = match linux_platforms(&client, &image).await {
@@ -64,7 +45,10 @@ pub async fn run(
                 }
                 "(no Linux platform)".to_owned()
             }
-            Ok(platforms) => platforms.join(","),
+            Ok(platforms) => {
+                let names: Vec<String> = platforms.iter().map(Platform::to_string).collect();
+                names.join(",")
+            }
             Err(error) => format!("(unreadable: {error})"),
         };
         writeln!(out, "{tag}  {platforms}").map_err(io)?;
@@ -95,30 +79,4 @@ fn selection(args: &TagsArgs) -> Result<TagSelection, String> {
     };
     let limit = args.limit.map(|l| u32::try_from(l).unwrap_or(u32::MAX));
     TagSelection::new(tags).with_filters(semver, exclude, limit, order)
-}
-
-/// The Linux platforms of `image` (`linux/amd64`, …); empty for Windows-only images.
-async fn linux_platforms(
-    client: &RegistryClient,
-    image: &Reference,
-) -> Result<Vec<String>, CommandError> {
-    let failed = |e: &dyn std::fmt::Display| CommandError::Failed(e.to_string());
-    let top = client.get_manifest(image).await.map_err(|e| failed(&e))?;
-    match manifest::parse(&top.media_type, &top.bytes).map_err(|e| failed(&e))? {
-        Parsed::Index(children) => Ok(children
-            .iter()
-            .filter_map(|c| c.platform.as_ref())
-            .filter(|p| p.is_linux())
-            .map(|p| p.to_string())
-            .collect()),
-        Parsed::Image(_) => {
-            let config = client.image_config(image).await.map_err(|e| failed(&e))?;
-            Ok(config
-                .as_deref()
-                .and_then(manifest::config_platform)
-                .filter(|p| p.is_linux())
-                .map(|p| vec![p.to_string()])
-                .unwrap_or_default())
-        }
-    }
 }

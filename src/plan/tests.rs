@@ -27,6 +27,10 @@ impl TagSource for FakeTags {
             .ok_or_else(|| format!("{repository}: name unknown"))
     }
 
+    async fn has_linux(&self, image: &Reference) -> Result<bool, String> {
+        Ok(!image.tag().is_some_and(|t| t.contains("windows")))
+    }
+
     async fn created(&self, image: &Reference) -> Result<Option<i64>, String> {
         let tags = self.0.get(&image.repository_name());
         Ok(tags.and_then(|tags| {
@@ -208,4 +212,18 @@ async fn a_plan_round_trips_through_json_and_a_listing_failure_is_reported() {
     let text = serde_json::to_string(std::slice::from_ref(&job)).expect("json");
     assert_eq!(from_json(&text).expect("plan"), [job]);
     assert!(from_json("{}").is_err());
+}
+
+#[tokio::test]
+async fn newest_n_counts_only_tags_with_a_linux_platform() {
+    let (_dir, config) = config("docker.io/team/app:\n  limit: 2\n");
+    let listing: &[(&str, i64)] = &[("1.0.0", 1), ("2.0.0", 2), ("3.0.0-windows", 3)];
+    let tags = FakeTags::new(&[("docker.io/team/app", listing)]);
+    let mirror = plan(&config, Stage::Mirror, &Request::default(), &tags).await;
+    let sources: Vec<&str> = mirror.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(
+        sources,
+        ["docker.io/team/app:1.0.0", "docker.io/team/app:2.0.0"],
+        "not 3.0.0-windows and one other"
+    );
 }

@@ -232,3 +232,59 @@ async fn both_hops_end_to_end_through_the_daemon() {
         .collect();
     assert_eq!(platforms, ["amd64", "arm64"]);
 }
+
+/// `ferry tags`: newest first by semver through `Link` pages, Windows-only tags hidden
+/// unless asked for, and the selection flags applied.
+#[tokio::test]
+async fn tags_lists_what_a_selection_would_see() {
+    let registry = Registry::anonymous().with_tag_pages(5);
+    Fixture::many_tags(&registry, "team/many", 12).await;
+    Fixture::image(&registry, "team/many", "2.0.0-windows")
+        .platform(crate::support::Platform::windows_amd64())
+        .push()
+        .await;
+    let dir = project(&[]);
+    let repo = format!("{}/team/many", registry.host());
+    let out = ferry(dir.path(), &["tags", &repo, "--limit", "3"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let listed: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
+    assert_eq!(
+        listed,
+        [
+            "1.0.11  linux/amd64",
+            "1.0.10  linux/amd64",
+            "1.0.9  linux/amd64"
+        ],
+        "semver order across pages; the Windows-only 2.0.0 pre-release is hidden"
+    );
+    let all = ferry(
+        dir.path(),
+        &["tags", &repo, "--tags", "^2", "--all-platforms"],
+        &[],
+    );
+    assert_eq!(
+        text(&all.stdout).trim(),
+        "2.0.0-windows  (no Linux platform)"
+    );
+    let ranged = ferry(dir.path(), &["tags", &repo, "--semver", ">=1.0.10"], &[]);
+    assert_eq!(
+        text(&ranged.stdout).lines().count(),
+        2,
+        "{}",
+        text(&ranged.stdout)
+    );
+    let bad = ferry(dir.path(), &["tags", &repo, "--tags", "(("], &[]);
+    assert_eq!(bad.status.code(), Some(2), "a bad regex is a usage error");
+}
+
+#[test]
+fn build_names_an_unknown_entry_with_exit_2_and_the_known_ones() {
+    let out = ferry(&repo_root(), &["build", "no-such-entry"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("no-such-entry") && stderr.contains("openjdk-ext"),
+        "{stderr}"
+    );
+}
