@@ -207,6 +207,10 @@ pub struct BuildArgs {
     /// Build even when nothing changed.
     #[arg(long)]
     pub force: bool,
+
+    /// State file recording the bases ferry pulls (layer cache).
+    #[arg(long, default_value = ".ferry/state.json")]
+    pub state: PathBuf,
 }
 
 /// `--mode` of `ferry build`.

@@ -252,6 +252,7 @@ stages:
             mode: BuildModeArg::All,
             push: true,
             force: false,
+            state: ".ferry/state.json".into(),
         };
         let options = BuildOptions::from(&args);
         assert_eq!(

@@ -5,6 +5,7 @@
 //! succeeded, and must not build without recording base digest and context in labels.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -18,7 +19,8 @@ use crate::event::Outcome;
 use crate::plan::Job;
 use crate::registry::{RegistryClient, RegistryError};
 use crate::run::{JobEvents, Transport};
-use crate::transport::docker::{registry_auth, retry, LayerSink};
+use crate::state::State;
+use crate::transport::docker::{pull_image, registry_auth, retry, LayerSink};
 
 /// The build argument that carries the base image into the Dockerfile's `FROM`.
 const BASE_IMAGE_ARG: &str = "BASE_IMAGE";
@@ -34,6 +36,8 @@ enum BuildError {
     Docker(#[from] DockerError),
     #[error("build context: {0}")]
     Context(#[from] ContextError),
+    #[error(transparent)]
+    Copy(#[from] crate::transport::CopyError),
     #[error("{0}")]
     Other(String),
 }
@@ -54,6 +58,8 @@ pub struct BuildTransport<D: DockerApi> {
     target: RegistryClient,
     entries: HashMap<String, BuildImage>,
     options: BuildOptions,
+    /// Where pulled bases are recorded as layer cache (pruned by `ferry cache prune`).
+    state: Option<Arc<State>>,
 }
 
 impl<D: DockerApi> BuildTransport<D> {
@@ -77,7 +83,15 @@ impl<D: DockerApi> BuildTransport<D> {
             target,
             entries,
             options,
+            state: None,
         }
+    }
+
+    /// Records the bases this transport pulls in `state`, so the layer-cache budget covers
+    /// them like every image ferry pulled.
+    pub fn with_state(mut self, state: Arc<State>) -> Self {
+        self.state = Some(state);
+        self
     }
 
     async fn build_job(
@@ -112,10 +126,14 @@ impl<D: DockerApi> BuildTransport<D> {
             .map_err(|e| BuildError::Other(e.to_string()))?;
         let base_image = format!("{}@{}", pinned.repository_name(), wanted.base_digest);
         let pull_auth = registry_auth(&self.source, &job.source).await?;
-        let pulled = LayerSink::new(events);
-        retry(events, || {
-            self.docker.pull(&pinned, None, pull_auth.as_ref(), &pulled)
-        })
+        let pulled = pull_image(
+            &self.docker,
+            self.state.as_deref(),
+            &pinned,
+            None,
+            pull_auth.as_ref(),
+            events,
+        )
         .await?;
 
         let packed = blocking(entry, |e| context::pack(&e.context, &e.build_args)).await?;
@@ -136,7 +154,7 @@ impl<D: DockerApi> BuildTransport<D> {
 
         if !self.options.push {
             return Ok(Outcome::Copied {
-                bytes: pulled.bytes(),
+                bytes: pulled,
                 digest: image_id,
             });
         }
@@ -147,7 +165,7 @@ impl<D: DockerApi> BuildTransport<D> {
         })
         .await?;
         Ok(Outcome::Copied {
-            bytes: pulled.bytes() + pushed.bytes(),
+            bytes: pulled + pushed.bytes(),
             digest,
         })
     }

@@ -4,6 +4,7 @@
 //! Owns the wiring; what to build and how is `crate::build`'s.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use super::sync::reporters;
 use super::{client, io, CommandError, EXIT_FAILED, EXIT_OK};
@@ -15,6 +16,7 @@ use crate::docker::Engine;
 use crate::plan::Job;
 use crate::registry::ClientOptions;
 use crate::run::{run as run_jobs, RunOptions};
+use crate::state::State;
 
 /// Builds the selected entries; exit 1 when any build failed.
 pub async fn run(
@@ -39,7 +41,12 @@ pub async fn run(
     let engine = Engine::connect()
         .await
         .map_err(|e| CommandError::Failed(e.to_string()))?;
-    let transport = BuildTransport::new(engine, source, target, entries, BuildOptions::from(args));
+    let (state, warning) = State::load(&args.state);
+    if let Some(warning) = warning {
+        tracing::warn!("{warning}");
+    }
+    let transport = BuildTransport::new(engine, source, target, entries, BuildOptions::from(args))
+        .with_state(Arc::new(state));
     let mut reporters = reporters(None)?;
     let options = RunOptions {
         jobs: 2,

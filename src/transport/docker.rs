@@ -222,7 +222,6 @@ impl<D: DockerApi> DockerTransport<D> {
         }
     }
 
-    /// Pulls with retries; records the image in the layer cache. Returns bytes downloaded.
     async fn pull(
         &self,
         image: &Reference,
@@ -230,25 +229,15 @@ impl<D: DockerApi> DockerTransport<D> {
         auth: Option<&RegistryAuth>,
         events: &JobEvents,
     ) -> Result<u64, CopyError> {
-        let key = image.to_string();
-        // Pinned by digest and already in the daemon: exactly these bytes, nothing to pull.
-        if image.digest().is_some() {
-            if let Some(info) = self.docker.inspect(&key).await? {
-                if self.state.cached().contains_key(&info.id) {
-                    self.state.touch_cached(&info.id, &key, info.size)?;
-                }
-                return Ok(0);
-            }
-        }
-        let sink = LayerSink::new(events);
-        let pulled = retry(events, || self.docker.pull(image, platform, auth, &sink)).await?;
-        if let Some(info) = self.docker.inspect(&key).await? {
-            let ours = pulled.downloaded || self.state.cached().contains_key(&info.id);
-            if ours {
-                self.state.touch_cached(&info.id, &key, info.size)?;
-            }
-        }
-        Ok(sink.bytes())
+        pull_image(
+            &self.docker,
+            Some(&self.state),
+            image,
+            platform,
+            auth,
+            events,
+        )
+        .await
     }
 
     /// Pushes with retries; returns the pushed digest and the bytes of layers sent.
@@ -294,6 +283,38 @@ pub(crate) async fn registry_auth(
             RegistryAuth::with_identity_token(token, server_address(reference))
         }
     }))
+}
+
+/// Pulls `image` with retries, unless it is pinned by digest and the daemon already holds
+/// it (exactly these bytes). Images ferry pulled are recorded in `state` as layer cache,
+/// never images someone else pulled. Returns the bytes downloaded.
+pub(crate) async fn pull_image<D: DockerApi>(
+    docker: &D,
+    state: Option<&State>,
+    image: &Reference,
+    platform: Option<&Platform>,
+    auth: Option<&RegistryAuth>,
+    events: &JobEvents,
+) -> Result<u64, CopyError> {
+    let key = image.to_string();
+    if image.digest().is_some() {
+        if let Some(info) = docker.inspect(&key).await? {
+            if let Some(state) = state.filter(|s| s.cached().contains_key(&info.id)) {
+                state.touch_cached(&info.id, &key, info.size)?;
+            }
+            return Ok(0);
+        }
+    }
+    let sink = LayerSink::new(events);
+    let pulled = retry(events, || docker.pull(image, platform, auth, &sink)).await?;
+    if let Some(state) = state {
+        if let Some(info) = docker.inspect(&key).await? {
+            if pulled.downloaded || state.cached().contains_key(&info.id) {
+                state.touch_cached(&info.id, &key, info.size)?;
+            }
+        }
+    }
+    Ok(sink.bytes())
 }
 
 /// The daemon's name for a registry in `X-Registry-Auth`.

@@ -14,6 +14,7 @@ use ferry::event::{Event, Outcome};
 use ferry::plan::Job;
 use ferry::report::{Reporter, Reporters, Tally};
 use ferry::run::{run, RunOptions};
+use ferry::state::State;
 
 use crate::harness::clients;
 use crate::support::{docker, require_daemon, Docker, Fixture, Registry, TRICKY_PASSWORD};
@@ -51,6 +52,11 @@ struct Project {
 }
 
 impl Project {
+    /// The state file `ferry build` records pulled bases in.
+    fn state_file(&self) -> std::path::PathBuf {
+        self.root.path().join(".ferry/state.json")
+    }
+
     /// Mirror stage = `mirror`, mapping every repository onto itself (the bases already
     /// live in the mirror), and one context per entry holding `hello.txt`.
     fn new(mirror: &Registry, build_images: &str, names: &[&str]) -> Project {
@@ -109,7 +115,8 @@ async fn build(
         named: names,
         ..options
     };
-    let transport = BuildTransport::new(engine, source, target, entries, options);
+    let state = Arc::new(State::load(&project.state_file()).0);
+    let transport = BuildTransport::new(engine, source, target, entries, options).with_state(state);
     let recorder = Recorder::default();
     let mut reporters = Reporters::default();
     reporters.push(Box::new(recorder.clone()));
@@ -227,6 +234,12 @@ async fn continuous_rebuilds_exactly_when_context_or_base_change() {
     let carried = labels(&cli, &target);
     assert_eq!(carried[LABEL_BASE_DIGEST], v1.digest.as_str());
     assert_eq!(carried[LABEL_BASE_REF], v1.reference().as_str());
+    let cached = State::load(&project.state_file()).0.cached();
+    let base = format!("{}/base/busybox:1.0@{}", mirror.host(), v1.digest);
+    assert!(
+        cached.values().any(|c| c.reference == base),
+        "the pulled base is layer cache that ferry cache prune may remove: {cached:?}"
+    );
 
     let (again, recorder) = build(&project, &[&mirror], &[], push()).await;
     assert_skipped(&again, "unchanged: base and context");
