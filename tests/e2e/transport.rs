@@ -16,7 +16,7 @@ use ferry::transport::registry::RegistryTransport;
 use crate::harness::clients;
 use crate::support::{
     require_daemon, Docker, Fixture, ImageCleanup, MediaKind, Platform, Registry, RegistryClient,
-    TRICKY_PASSWORD,
+    TokenOptions, TRICKY_PASSWORD,
 };
 
 /// How many layer events of `job` had status `wanted`.
@@ -173,9 +173,20 @@ async fn concurrent_jobs_upload_a_shared_blob_once_and_mount_it_elsewhere() {
 
 #[tokio::test]
 async fn docker_transport_writes_a_list_of_linux_platforms_that_runs() {
+    docker_transport_round(Registry::basic("ferry", TRICKY_PASSWORD)).await;
+}
+
+#[tokio::test]
+async fn docker_transport_works_with_a_bearer_token_registry() {
+    docker_transport_round(Registry::token(TokenOptions::default())).await;
+}
+
+/// Multi-platform and Windows-only sources through the daemon into `dst`, then `docker
+/// run` of the result and a no-op second run; `dst`'s own account is used throughout.
+async fn docker_transport_round(dst: Registry) {
     require_daemon();
     let src = Registry::anonymous();
-    let dst = Registry::basic("ferry", TRICKY_PASSWORD);
+    let account = dst.credentials().expect("an account").clone();
     let multi = Fixture::index(&src, "team/multi", "2.0", MediaKind::Docker)
         .layer_text("docker transport")
         .push()
@@ -239,7 +250,7 @@ async fn docker_transport_writes_a_list_of_linux_platforms_that_runs() {
     );
 
     let cli = Docker::new();
-    cli.login(&dst.host(), "ferry", TRICKY_PASSWORD);
+    cli.login(&dst.host(), &account.user, &account.pass);
     let hi = cli.ok(&["run", "--rm", &target_ref, "echo", "hi from the mirror"]);
     assert_eq!(hi.trim(), "hi from the mirror");
 
