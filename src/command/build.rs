@@ -4,19 +4,16 @@
 //! Owns the wiring; what to build and how is `crate::build`'s.
 
 use std::io::Write;
-use std::sync::Arc;
 
 use super::sync::reporters;
-use super::{client, io, CommandError, EXIT_FAILED, EXIT_OK};
+use super::{client, daemon_and_state, io, CommandError, EXIT_FAILED, EXIT_OK};
 use crate::build::{self, BuildOptions, BuildTransport};
 use crate::cli::BuildArgs;
 use crate::config::Config;
 use crate::credentials::Side;
-use crate::docker::Engine;
 use crate::plan::Job;
 use crate::registry::ClientOptions;
 use crate::run::{run as run_jobs, RunOptions};
-use crate::state::State;
 
 /// Builds the selected entries; exit 1 when any build failed.
 pub async fn run(
@@ -38,15 +35,9 @@ pub async fn run(
     let touched = jobs.iter().flat_map(|j| [&j.source, &j.target]);
     let source = client(Some(config), touched, ClientOptions::default())?;
     let target = source.for_side(Side::Target);
-    let engine = Engine::connect()
-        .await
-        .map_err(|e| CommandError::Failed(e.to_string()))?;
-    let (state, warning) = State::load(&args.state);
-    if let Some(warning) = warning {
-        tracing::warn!("{warning}");
-    }
+    let (engine, state) = daemon_and_state(&args.state).await?;
     let transport = BuildTransport::new(engine, source, target, entries, BuildOptions::from(args))
-        .with_state(Arc::new(state));
+        .with_state(state);
     let mut reporters = reporters(None)?;
     let options = RunOptions {
         jobs: 2,

@@ -14,14 +14,17 @@ mod tags;
 
 use std::collections::BTreeSet;
 use std::io::Write;
+use std::sync::Arc;
 
 use thiserror::Error;
 
 use crate::cli::{Cli, Command};
 use crate::config::{Config, ConfigError};
 use crate::credentials::CredentialStore;
+use crate::docker::Engine;
 use crate::reference::Reference;
 use crate::registry::{ClientOptions, RegistryClient};
+use crate::state::State;
 
 /// Exit code: everything done.
 pub const EXIT_OK: u8 = 0;
@@ -100,6 +103,19 @@ fn client<'a>(
     let store =
         CredentialStore::from_env(entries).map_err(|e| CommandError::Usage(e.to_string()))?;
     Ok(RegistryClient::new(store, options))
+}
+
+/// The Docker daemon and the state file of a run that pulls through it. A damaged state
+/// file is reported once and treated as empty (it costs time, never correctness).
+async fn daemon_and_state(path: &std::path::Path) -> Result<(Engine, Arc<State>), CommandError> {
+    let engine = Engine::connect()
+        .await
+        .map_err(|e| CommandError::Failed(e.to_string()))?;
+    let (state, warning) = State::load(path);
+    if let Some(warning) = warning {
+        tracing::warn!("{warning}");
+    }
+    Ok((engine, Arc::new(state)))
 }
 
 fn io(error: std::io::Error) -> CommandError {

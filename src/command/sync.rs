@@ -6,22 +6,19 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::plan::request;
-use super::{client, io, resolve, CommandError, EXIT_FAILED, EXIT_OK};
+use super::{client, daemon_and_state, io, resolve, CommandError, EXIT_FAILED, EXIT_OK};
 use crate::cache::{self, BlobCache};
 use crate::cli::{SyncArgs, TransportArg};
 use crate::config::Config;
 use crate::credentials::Side;
-use crate::docker::Engine;
 use crate::event::{Event, Outcome};
 use crate::plan::{self, Job, Unresolved};
 use crate::registry::{ClientOptions, RegistryClient};
 use crate::report::{GithubReporter, HumanReporter, JsonReporter, Reporters, TeamcityReporter};
 use crate::run::{run as run_jobs, RunOptions};
-use crate::state::State;
 use crate::transport::docker::DockerTransport;
 use crate::transport::registry::RegistryTransport;
 
@@ -71,14 +68,7 @@ pub async fn run(
             tally
         }
         TransportArg::Docker => {
-            let engine = Engine::connect()
-                .await
-                .map_err(|e| CommandError::Failed(e.to_string()))?;
-            let (state, warning) = State::load(&args.state);
-            if let Some(warning) = warning {
-                tracing::warn!("{warning}");
-            }
-            let state = Arc::new(state);
+            let (engine, state) = daemon_and_state(&args.state).await?;
             let transport =
                 DockerTransport::new(engine.clone(), client, target, state.clone(), args.force);
             let tally = run_jobs(&transport, &jobs, options, &mut reporters)
