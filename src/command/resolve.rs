@@ -46,21 +46,23 @@ pub async fn linux_platforms(
     image: &Reference,
 ) -> Result<Vec<Platform>, RegistryError> {
     let top = client.get_manifest(image).await?;
-    let parsed = manifest::parse(&top.media_type, &top.bytes);
-    if let Ok(Parsed::Index(children)) = parsed {
-        return Ok(children
+    match manifest::parse(&top.media_type, &top.bytes) {
+        Ok(Parsed::Index(children)) => Ok(children
             .into_iter()
             .filter_map(|c| c.platform)
             .filter(Platform::is_linux)
-            .collect());
+            .collect()),
+        // One image: its config says the platform (the manifest is already here).
+        Ok(Parsed::Image(parts)) => {
+            let config = client.blob_bytes(image, &parts.config.digest).await?;
+            Ok(manifest::config_platform(&config)
+                .filter(Platform::is_linux)
+                .into_iter()
+                .collect())
+        }
+        // Unreadable here: let image_config report it in its own words.
+        Err(_) => client.image_config(image).await.map(|_| Vec::new()),
     }
-    let config = client.image_config(image).await?;
-    Ok(config
-        .as_deref()
-        .and_then(manifest::config_platform)
-        .filter(Platform::is_linux)
-        .into_iter()
-        .collect())
 }
 
 /// Every job of `stage`; entries whose tags could not be listed are returned apart.

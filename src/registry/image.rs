@@ -46,13 +46,25 @@ impl RegistryClient {
                 }
             }
         };
+        self.blob_bytes(&pinned, &parts.config.digest)
+            .await
+            .map(Some)
+    }
+
+    /// A small blob (an image config) in memory, verified against its digest. Layers go
+    /// through [`RegistryClient::get_blob`] as a stream instead.
+    pub async fn blob_bytes(
+        &self,
+        reference: &Reference,
+        digest: &str,
+    ) -> Result<Bytes, RegistryError> {
         let bytes: Vec<u8> = self
-            .get_blob(&pinned, &parts.config.digest)
+            .get_blob(reference, digest)
             .await?
             .map_ok(|chunk| chunk.to_vec())
             .try_concat()
             .await?;
-        Ok(Some(Bytes::from(bytes)))
+        Ok(Bytes::from(bytes))
     }
 }
 

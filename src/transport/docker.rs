@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::TryStreamExt;
 
 use super::{other, outcome, CopyError};
 use crate::credentials::Credentials;
@@ -202,12 +201,9 @@ impl<D: DockerApi> DockerTransport<D> {
                 })
             }
             Parsed::Image(parts) => {
-                let config: Vec<u8> = self
+                let config = self
                     .source
-                    .get_blob(&job.source, &parts.config.digest)
-                    .await?
-                    .map_ok(|chunk| chunk.to_vec())
-                    .try_concat()
+                    .blob_bytes(&job.source, &parts.config.digest)
                     .await?;
                 match manifest::config_platform(&config) {
                     Some(p) if !p.is_linux() => {
