@@ -73,6 +73,40 @@ pub struct Route {
     pub entry: ImageEntry,
     /// Repository the stage reads from: the source (mirror stage) or its mirror (private).
     pub from: Reference,
+    /// A built image carried to hop 2 as written (build-images.yaml's mapping form): its
+    /// source already is the mirror image and its destinations are the private targets.
+    pub carried: bool,
+}
+
+impl Route {
+    /// Where `source` (the entry's repository with a tag, digest or neither) goes: the
+    /// rules of `stage`, or a carried entry's own destinations.
+    pub fn targets(
+        &self,
+        config: &Config,
+        source: &Reference,
+        stage: Stage,
+    ) -> Result<Vec<Reference>, ConfigError> {
+        let stage = if self.carried { Stage::Mirror } else { stage };
+        config
+            .targets(&self.entry, source, stage)
+            .map_err(|e| located(&self.entry, e))
+    }
+
+    /// The image the stage reads for `original` (a tag or digest of the entry's source).
+    fn read_from(
+        &self,
+        config: &Config,
+        original: &Reference,
+        stage: Stage,
+    ) -> Result<Reference, ConfigError> {
+        match stage {
+            Stage::Private if !self.carried => {
+                first_target(config, &self.entry, original, Stage::Mirror)
+            }
+            _ => Ok(original.clone()),
+        }
+    }
 }
 
 /// An entry whose tags could not be listed; the rest of the plan still runs.
@@ -84,30 +118,38 @@ pub struct Unresolved {
     pub error: String,
 }
 
-/// The routes of a stage, after the command line's images and the shard are applied.
+/// The routes of a stage, after the command line's images and the shard are applied. The
+/// private stage also carries build-images.yaml's mapping-form entries as written.
 pub fn routes(config: &Config, stage: Stage, request: &Request) -> Result<Vec<Route>, ConfigError> {
-    let mut entries: Vec<ImageEntry> = if request.images.is_empty() {
-        config.images().to_vec()
+    let mut entries: Vec<(ImageEntry, bool)> = if request.images.is_empty() {
+        let mut entries: Vec<(ImageEntry, bool)> =
+            config.images().iter().map(|e| (e.clone(), false)).collect();
+        if stage == Stage::Private {
+            entries.extend(config.carried().iter().map(|c| (c.entry.clone(), true)));
+        }
+        entries
     } else {
         request
             .images
             .iter()
-            .map(|image| one_off(config, image))
+            .map(|image| one_off(config, image).map(|e| (e, false)))
             .collect::<Result<_, _>>()?
     };
     if let Some(shard) = request.shard {
-        entries.retain(|e| shard.owns(&e.source.repository_name()));
+        entries.retain(|(e, _)| shard.owns(&e.source.repository_name()));
     }
     let mut routes = Vec::with_capacity(entries.len());
-    for mut entry in entries {
+    for (mut entry, carried) in entries {
         if !request.platforms.is_empty() {
             entry.platforms = request.platforms.clone();
         }
-        let from = match stage {
-            Stage::Mirror => entry.source.clone(),
-            Stage::Private => first_target(config, &entry, &entry.source, Stage::Mirror)?,
+        let mut route = Route {
+            from: entry.source.clone(),
+            entry,
+            carried,
         };
-        routes.push(Route { entry, from });
+        route.from = route.read_from(config, &route.entry.source, stage)?;
+        routes.push(route);
     }
     routes.sort_by(|a, b| a.from.cmp(&b.from));
     Ok(routes)
@@ -181,14 +223,8 @@ pub fn jobs(
     };
     let mut jobs = Vec::new();
     for original in pinned {
-        let source = match stage {
-            Stage::Mirror => original.clone(),
-            Stage::Private => first_target(config, entry, &original, Stage::Mirror)?,
-        };
-        for target in config
-            .targets(entry, &original, stage)
-            .map_err(|e| located(entry, e))?
-        {
+        let source = route.read_from(config, &original, stage)?;
+        for target in route.targets(config, &original, stage)? {
             jobs.push(Job::new(source.clone(), target, entry.platforms.clone()));
         }
     }

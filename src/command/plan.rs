@@ -99,14 +99,8 @@ fn offline(
     }
     for route in &routes {
         let entry = &route.entry;
-        let source = match stage {
-            Stage::Mirror => entry.source.clone(),
-            Stage::Private => route.from.clone(),
-        };
-        let targets = config
-            .targets(entry, &entry.source, stage)
-            .map_err(|e| CommandError::Usage(format!("{}: {e}", entry.source)))?;
-        for target in targets {
+        let source = &route.from;
+        for target in route.targets(config, &entry.source, stage)? {
             let platforms = platform_list(&entry.platforms);
             writeln!(
                 out,

@@ -102,7 +102,7 @@ pub fn touched(
     let mut references = Vec::new();
     for route in plan::routes(config, stage, request)? {
         references.push(route.from.clone());
-        if let Ok(targets) = config.targets(&route.entry, &route.entry.source, stage) {
+        if let Ok(targets) = route.targets(config, &route.entry.source, stage) {
             references.extend(targets);
         }
     }

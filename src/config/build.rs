@@ -1,15 +1,19 @@
-//! build-images.yaml: the `-n-ext` extension images (schema and checks; building is later).
+//! build-images.yaml in its two shapes: ferry's list of `-n-ext` extension images to build,
+//! or the origin project's image-syncer mapping of already built images to their private
+//! destinations, carried into the hop-2 config as written.
 //!
-//! Owns [`BuildImage`] and the checks that its context and Dockerfile exist and take
-//! `ARG BASE_IMAGE`; it must not run docker.
+//! Owns [`BuildImage`], the shape check, and the checks that a context and Dockerfile exist
+//! and take `ARG BASE_IMAGE`; it must not run docker.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::error::{ConfigError, Location};
+use super::images::{self, CarriedImage, ImageValue};
 use super::yaml::YamlFile;
 use crate::reference::Reference;
 use crate::rules::{extension_tag, parse_reference};
@@ -72,11 +76,131 @@ struct RawBuild {
     mode: Option<BuildMode>,
 }
 
-/// Parses build-images.yaml (a list); `root` is the project directory contexts are under.
-pub(crate) fn parse(file: &YamlFile, root: &Path) -> Result<Vec<BuildImage>, ConfigError> {
-    let Some(raws) = file.parse::<Vec<RawBuild>>()? else {
-        return Ok(Vec::new());
-    };
+/// The file in one of its two shapes, told apart by the top-level node.
+enum Shape {
+    /// `- name: …`: extension images to build.
+    List(Vec<RawBuild>),
+    /// `"mirror/repo:/^(.*)(-n-ext)$/": [private/repo]`: built images to carry to hop 2.
+    Mapping(Vec<(Spanned<String>, Spanned<CarriedValue>)>),
+}
+
+/// The value of a mapping-form entry: destinations only (image-syncer's forms).
+struct CarriedValue(ImageValue);
+
+impl<'de> Deserialize<'de> for CarriedValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct CarriedVisitor;
+
+        impl<'de> Visitor<'de> for CarriedVisitor {
+            type Value = CarriedValue;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a destination or a list of destinations")
+            }
+
+            fn visit_unit<E: serde::de::Error>(self) -> Result<CarriedValue, E> {
+                Ok(CarriedValue(ImageValue::Rules))
+            }
+
+            fn visit_none<E: serde::de::Error>(self) -> Result<CarriedValue, E> {
+                Ok(CarriedValue(ImageValue::Rules))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<CarriedValue, E> {
+                Ok(CarriedValue(ImageValue::One(value.to_owned())))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<CarriedValue, A::Error> {
+                let mut list = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    list.push(item);
+                }
+                Ok(CarriedValue(ImageValue::Many(list)))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<CarriedValue, A::Error> {
+                Err(serde::de::Error::custom(
+                    "build entries are a YAML list (`- name: …`); a mapping maps built images \
+                     to their destinations (image-syncer form)",
+                ))
+            }
+        }
+
+        deserializer.deserialize_any(CarriedVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Shape {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ShapeVisitor;
+
+        impl<'de> Visitor<'de> for ShapeVisitor {
+            type Value = Shape;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of build entries, or a mapping of built images to destinations")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
+                let mut list = Vec::new();
+                while let Some(raw) = seq.next_element()? {
+                    list.push(raw);
+                }
+                Ok(Shape::List(list))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(key) = map.next_key::<Spanned<String>>()? {
+                    entries.push((key, map.next_value()?));
+                }
+                Ok(Shape::Mapping(entries))
+            }
+        }
+
+        deserializer.deserialize_any(ShapeVisitor)
+    }
+}
+
+/// What build-images.yaml holds: images to build, and built images carried to hop 2.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct BuildFile {
+    /// The list form.
+    pub(crate) builds: Vec<BuildImage>,
+    /// The mapping form.
+    pub(crate) carried: Vec<CarriedImage>,
+}
+
+/// Parses build-images.yaml in either shape; `root` is the project directory contexts are
+/// under.
+pub(crate) fn parse(file: &YamlFile, root: &Path) -> Result<BuildFile, ConfigError> {
+    match file.parse::<Shape>()? {
+        None => Ok(BuildFile::default()),
+        Some(Shape::List(raws)) => Ok(BuildFile {
+            builds: builds(file, root, raws)?,
+            carried: Vec::new(),
+        }),
+        Some(Shape::Mapping(entries)) => {
+            let carried = entries
+                .into_iter()
+                .map(|(key, value)| {
+                    let value = Spanned::new(value.value.0, value.referenced, value.defined);
+                    images::carried(file, key, value)
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(BuildFile {
+                builds: Vec::new(),
+                carried,
+            })
+        }
+    }
+}
+
+fn builds(
+    file: &YamlFile,
+    root: &Path,
+    raws: Vec<RawBuild>,
+) -> Result<Vec<BuildImage>, ConfigError> {
     let mut builds: Vec<BuildImage> = Vec::new();
     for raw in raws {
         let build = build(file, root, raw)?;

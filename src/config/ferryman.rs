@@ -1,5 +1,6 @@
-//! Ferryman's items.yml, read as-is: `name: {source: "k8s.gcr.io/", target: "…/", limit: N}`,
-//! or a list `- {name, source, target, limit}` that allows a name twice.
+//! Ferryman's items.yml, read as-is: `name: {source: "k8s.gcr.io/", target: "…/", tag:
+//! {limit: N}}` (the Ferryman repository's own form), a flat `limit: N`, or a list
+//! `- {name, source, target, tag: {limit}}` that allows a name twice.
 //!
 //! Owns the translation into [`ImageEntry`]s; it must not change Ferryman's meaning
 //! (source prefix + name, target prefix + name, newest `limit` tags by creation time).
@@ -20,7 +21,8 @@ use crate::rules::parse_reference;
 struct Item {
     source: Spanned<String>,
     target: Spanned<String>,
-    limit: Option<u32>,
+    limit: Option<Spanned<u32>>,
+    tag: Option<Spanned<TagOptions>>,
 }
 
 #[derive(Deserialize)]
@@ -29,7 +31,15 @@ struct NamedItem {
     name: Spanned<String>,
     source: Spanned<String>,
     target: Spanned<String>,
-    limit: Option<u32>,
+    limit: Option<Spanned<u32>>,
+    tag: Option<Spanned<TagOptions>>,
+}
+
+/// `tag: {limit: 9999}`: how many of the newest tags to keep.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TagOptions {
+    limit: Option<Spanned<u32>>,
 }
 
 /// Both forms, in file order, each item with its name.
@@ -61,6 +71,7 @@ impl<'de> Deserialize<'de> for Items {
                         source: named.source,
                         target: named.target,
                         limit: named.limit,
+                        tag: named.tag,
                     };
                     items.push((named.name, item));
                 }
@@ -97,8 +108,25 @@ fn entry(file: &YamlFile, name: Spanned<String>, item: Item) -> Result<ImageEntr
     };
     let source = join(&item.source)?;
     let target = join(&item.target)?;
+    let nested = item.tag.and_then(|tag| tag.value.limit);
+    let limit = match (item.limit, nested) {
+        (Some(_), Some(nested)) => {
+            return Err(file
+                .error(
+                    &nested,
+                    "limit given twice: keep `tag: {limit}` or `limit`, not both",
+                )
+                .with_value(&name.value))
+        }
+        (limit, nested) => limit.or(nested),
+    };
+    if let Some(zero) = limit.as_ref().filter(|l| l.value == 0) {
+        return Err(file
+            .error(zero, "limit must be at least 1")
+            .with_value(&name.value));
+    }
     let selection = TagSelection::new(TagSet::All)
-        .with_filters(None, Vec::new(), item.limit, TagOrder::Created)
+        .with_filters(None, Vec::new(), limit.map(|l| l.value), TagOrder::Created)
         .map_err(|m| file.error(&name, m).with_value(&name.value))?;
     Ok(ImageEntry {
         source,

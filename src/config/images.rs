@@ -43,7 +43,7 @@ impl PartialEq for ImageEntry {
 }
 
 /// The value of an entry, as written.
-enum ImageValue {
+pub(crate) enum ImageValue {
     Rules,
     One(String),
     Many(Vec<Spanned<String>>),
@@ -53,7 +53,7 @@ enum ImageValue {
 /// The mapping form: ferry's extensions to image-syncer.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ImageOptions {
+pub(crate) struct ImageOptions {
     to: Option<Spanned<OneOrMany>>,
     tags: Option<Spanned<String>>,
     semver: Option<Spanned<String>>,
@@ -114,6 +114,42 @@ pub(crate) fn parse(file: &YamlFile) -> Result<Vec<ImageEntry>, ConfigError> {
         .into_iter()
         .map(|(key, value)| entry(file, key, value))
         .collect()
+}
+
+/// One image-syncer entry `key: destination(s)` kept as written (build-images.yaml's
+/// mapping form): the parsed entry, and the key and destinations in their own words.
+#[derive(Debug, Clone)]
+pub struct CarriedImage {
+    /// The entry as ferry reads it (source = the built image in the mirror).
+    pub entry: ImageEntry,
+    /// The key exactly as written.
+    pub key: String,
+    /// The destinations exactly as written.
+    pub destinations: Vec<String>,
+}
+
+/// An image-syncer entry that must name its destinations (no rules, no ferry options).
+pub(crate) fn carried(
+    file: &YamlFile,
+    key: Spanned<String>,
+    value: Spanned<ImageValue>,
+) -> Result<CarriedImage, ConfigError> {
+    let destinations = match &value.value {
+        ImageValue::One(one) => vec![one.clone()],
+        ImageValue::Many(list) if !list.is_empty() => {
+            list.iter().map(|d| d.value.clone()).collect()
+        }
+        ImageValue::Rules | ImageValue::Many(_) | ImageValue::Options(_) => {
+            let message = "a built image needs its private destination(s)";
+            return Err(file.error(&key, message).with_value(&key.value));
+        }
+    };
+    let raw_key = key.value.clone();
+    Ok(CarriedImage {
+        entry: entry(file, key, value)?,
+        key: raw_key,
+        destinations,
+    })
 }
 
 fn entry(
@@ -320,6 +356,6 @@ pub fn to_yaml(entries: &[ImageEntry], header: &str) -> String {
 }
 
 /// A YAML double-quoted scalar (JSON string syntax is valid YAML).
-fn quote(text: &str) -> String {
+pub(crate) fn quote(text: &str) -> String {
     serde_json::Value::String(text.to_owned()).to_string()
 }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 pub use auth::{AuthConfig, AuthEntry};
 pub use build::{BuildImage, BuildMode};
 pub use error::{ConfigError, Location};
-pub use images::ImageEntry;
+pub use images::{CarriedImage, ImageEntry};
 pub use selection::{TagOrder, TagSelection, TagSet};
 
 use crate::reference::Reference;
@@ -41,6 +41,7 @@ pub struct Config {
     auth: AuthConfig,
     rules: RuleSet,
     builds: Vec<BuildImage>,
+    carried: Vec<CarriedImage>,
 }
 
 impl Config {
@@ -95,6 +96,11 @@ impl Config {
             .ok()
             .and_then(|d| d.parent().map(Path::to_path_buf))
             .unwrap_or_else(|| PathBuf::from("."));
+        let build_file = builds
+            .as_ref()
+            .map(|f| build::parse(f, &root))
+            .transpose()?
+            .unwrap_or_default();
         Ok(Config {
             path: dir.to_owned(),
             images: images
@@ -112,11 +118,8 @@ impl Config {
                 .map(rules::parse)
                 .transpose()?
                 .unwrap_or_default(),
-            builds: builds
-                .as_ref()
-                .map(|f| build::parse(f, &root))
-                .transpose()?
-                .unwrap_or_default(),
+            builds: build_file.builds,
+            carried: build_file.carried,
         })
     }
 
@@ -129,6 +132,7 @@ impl Config {
             auth: AuthConfig::default(),
             rules: presets::preset("ferryman").unwrap_or_default(),
             builds: Vec::new(),
+            carried: Vec::new(),
         })
     }
 
@@ -152,9 +156,15 @@ impl Config {
         &self.rules
     }
 
-    /// build-images.yaml entries.
+    /// build-images.yaml entries (its list form).
     pub fn builds(&self) -> &[BuildImage] {
         &self.builds
+    }
+
+    /// Built images carried to hop 2 as written (build-images.yaml's mapping form): their
+    /// sources are mirror images, their destinations private ones.
+    pub fn carried(&self) -> &[CarriedImage] {
+        &self.carried
     }
 
     /// Where `source` (the entry's repository with a concrete tag or digest, or without

@@ -373,3 +373,215 @@ fn hop2_round_trips_through_images_yaml() {
         "extension tags are included"
     );
 }
+
+/// The Ferryman-shaped fixture: 32 items over k8s.gcr.io, quay.io and docker.io, nested
+/// `tag: {limit}` in block and flow style.
+#[test]
+fn ferryman_items_yml_in_its_real_form_loads_unchanged() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ferryman/items.yml");
+    let config = Config::load(&path).expect("the Ferryman-shaped items.yml loads");
+    let entries = config.images();
+    assert_eq!(entries.len(), 32);
+    let prefixes: std::collections::BTreeSet<&str> =
+        entries.iter().map(|e| e.source.registry()).collect();
+    assert_eq!(
+        prefixes.into_iter().collect::<Vec<_>>(),
+        ["docker.io", "k8s.gcr.io", "quay.io"]
+    );
+    let find = |source: &str| {
+        entries
+            .iter()
+            .find(|e| e.source.to_string() == source)
+            .unwrap_or_else(|| panic!("{source} missing"))
+    };
+    let proxy = find("k8s.gcr.io/kube-proxy");
+    assert_eq!(
+        proxy.destinations[0].to_string(),
+        "registry.cn-shenzhen.aliyuncs.com/kubernetes_aliyun/kube-proxy"
+    );
+    assert_eq!(proxy.selection.limit(), Some(9999));
+    assert_eq!(proxy.selection.order(), TagOrder::Created);
+    let flow = find("k8s.gcr.io/coredns");
+    assert_eq!(
+        flow.selection.limit(),
+        Some(9999),
+        "flow-style tag: {{limit}}"
+    );
+    assert_eq!(find("k8s.gcr.io/hyperkube").selection.limit(), Some(3));
+    assert_eq!(
+        find("docker.io/jenkins/jenkins").selection.limit(),
+        Some(10)
+    );
+    assert_eq!(
+        find("quay.io/coreos/flannel").destinations[0].to_string(),
+        "registry.cn-shenzhen.aliyuncs.com/quayio_aliyun/flannel"
+    );
+    assert_eq!(
+        find("docker.io/library/traefik").destinations[0].to_string(),
+        "registry.cn-shenzhen.aliyuncs.com/dockerio_aliyun/traefik"
+    );
+}
+
+#[test]
+fn ferryman_limit_forms_and_their_errors() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let load = |text: &str| {
+        let path = dir.path().join("items.yml");
+        std::fs::write(&path, text).expect("write items.yml");
+        Config::load(&path).map(|c| c.images()[0].selection.limit())
+    };
+    let item = "pause:\n  source: k8s.gcr.io/\n  target: r.io/k8s/\n";
+    assert_eq!(
+        load(&format!("{item}  tag:\n    limit: 7\n")).ok(),
+        Some(Some(7))
+    );
+    assert_eq!(load(&format!("{item}  limit: 5\n")).ok(), Some(Some(5)));
+    assert_eq!(load(&format!("{item}  tag: {{}}\n")).ok(), Some(None));
+    assert_eq!(
+        load("- {name: pause, source: k8s.gcr.io/, target: r.io/k8s/, tag: {limit: 2}}\n").ok(),
+        Some(Some(2))
+    );
+    let cases = [
+        (
+            format!("{item}  tag:\n    limit: 7\n    order: created\n"),
+            "items.yml:6:5",
+            "order",
+        ),
+        (
+            format!("{item}  tag:\n    limit: 0\n"),
+            "items.yml:5:12",
+            "at least 1",
+        ),
+        (
+            format!("{item}  tag:\n    limit: many\n"),
+            "items.yml:5:12",
+            "",
+        ),
+        (
+            format!("{item}  limit: 1\n  tag: {{limit: 2}}\n"),
+            "items.yml:5:16",
+            "limit given twice",
+        ),
+        (
+            format!("{item}  tags: {{limit: 2}}\n"),
+            "items.yml:4:3",
+            "tags",
+        ),
+        (format!("{item}  tag: 9999\n"), "items.yml:4:8", ""),
+    ];
+    for (text, at, says) in cases {
+        let error = load(&text).expect_err(&text).to_string();
+        let place = error.split(": ").next().unwrap_or_default();
+        assert!(
+            place.ends_with(at) && error.contains(says) && !error.contains('\n'),
+            "{text}\n-> {error}"
+        );
+    }
+}
+
+/// (key, destination) pairs of an images.yaml text, in file order.
+fn pairs(text: &str) -> Vec<(String, String)> {
+    let yaml::Entries(entries) =
+        serde_saphyr::from_str::<yaml::Entries<serde_json::Value>>(text).expect("valid YAML");
+    let mut out = Vec::new();
+    for (key, value) in entries {
+        let destinations = match value {
+            serde_json::Value::String(one) => vec![one],
+            serde_json::Value::Array(many) => many
+                .into_iter()
+                .map(|d| d.as_str().expect("a destination").to_owned())
+                .collect(),
+            other => panic!("{}: unexpected value {other}", key.value),
+        };
+        for destination in destinations {
+            out.push((key.value.clone(), destination));
+        }
+    }
+    out
+}
+
+/// The golden test of the origin project's setup: its config/ (explicit mirror destinations,
+/// /regex/ tags, `${VAR}` auth per namespace, build-images.yaml as an image-syncer mapping)
+/// plus `preset: nstl` gives the hop-2 pairs the origin's generator wrote, the carried
+/// entries last and exactly as written.
+#[test]
+fn origin_config_dir_generates_the_hop2_file_of_the_origin_generator() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/origin");
+    let config = Config::load_with_env(fixture.join("config"), &env).expect("origin config/ loads");
+    assert_eq!(config.images().len(), 15);
+    assert_eq!(config.carried().len(), 3);
+    assert!(config.builds().is_empty());
+    let generated = hop2::generate(&config).expect("generates");
+    let expected = std::fs::read_to_string(fixture.join("hop2-by-origin-generator.yaml"))
+        .expect("read the expected hop-2 file");
+    let (got, want) = (pairs(&generated), pairs(&expected));
+    let sorted = |mut v: Vec<(String, String)>| {
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(got.clone()), sorted(want.clone()), "{generated}");
+    assert_eq!(
+        got[got.len() - 3..],
+        want[want.len() - 3..],
+        "carried entries last"
+    );
+    let verbatim = "\"registry.cn-beijing.aliyuncs.com/public-image-mirror/docker.io_elasticsearch:/^(.*)(-n-ext)$/\":\n  - \"docker-hosted.nstl-dev.com/library/elasticsearch\"\n";
+    assert!(
+        generated.contains(verbatim),
+        "written as it stands: {generated}"
+    );
+    // The generated file is itself a valid configuration directory's images.yaml.
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("images.yaml"), &generated).expect("write hop 2");
+    let hop2 = Config::load(dir.path()).expect("the hop-2 file loads");
+    assert_eq!(hop2.images().len(), want.len());
+}
+
+#[test]
+fn build_images_yaml_shapes_and_their_errors() {
+    let carried = "\"r.io/mirror/x:/^(.*)(-n-ext)$/\": [\"p.io/library/x\"]\n";
+    let project = Project::new(&[NSTL, ("build-images.yaml", carried)]);
+    let config = project.load().expect("mapping form loads");
+    assert_eq!(config.carried()[0].key, "r.io/mirror/x:/^(.*)(-n-ext)$/");
+    assert_eq!(config.carried()[0].destinations, ["p.io/library/x"]);
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "\"Not An Image\": [p.io/x]\n",
+            "config/build-images.yaml:1:1",
+            "Not An Image",
+        ),
+        (
+            "r.io/mirror/x:\n",
+            "config/build-images.yaml:1:1",
+            "needs its private destination",
+        ),
+        (
+            "r.io/mirror/x: []\n",
+            "config/build-images.yaml:1:1",
+            "needs its private destination",
+        ),
+        (
+            "nginx-ext:\n  base: nginx\n  tags: [1.25]\n",
+            "config/build-images.yaml:2:3",
+            "build entries are a YAML list",
+        ),
+        (
+            "r.io/mirror/x: [\"p.io/UP\"]\n",
+            "config/build-images.yaml:1:17",
+            "lowercase",
+        ),
+        (
+            "42\n",
+            "config/build-images.yaml: ",
+            "a list of build entries, or a mapping",
+        ),
+    ];
+    for (text, at, says) in cases {
+        let project = Project::new(&[NSTL, ("build-images.yaml", text)]);
+        let error = project.relative(&project.load().expect_err(text));
+        assert!(
+            error.starts_with(at) && error.contains(says) && !error.contains('\n'),
+            "{text}\n-> {error}"
+        );
+    }
+}

@@ -1,9 +1,10 @@
 //! Hop 2: the config `ferry generate --stage private` writes, mirror ref → private ref for
-//! every images.yaml entry and every extension tag, so nobody hand-writes that list.
+//! every images.yaml entry and every extension tag, so nobody hand-writes that list; then
+//! build-images.yaml's mapping-form entries exactly as they were written.
 //!
 //! Pure: expands a [`Config`] into [`ImageEntry`]s; `config::images::to_yaml` writes them.
 
-use crate::config::images::to_yaml;
+use crate::config::images::{quote, to_yaml};
 use crate::config::{Config, ConfigError, ImageEntry, Location, TagSelection, TagSet};
 use crate::platform::Platform;
 use crate::reference::Reference;
@@ -85,9 +86,19 @@ pub fn expand(config: &Config) -> Result<Vec<ImageEntry>, ConfigError> {
     Ok(out)
 }
 
-/// [`expand`] written as images.yaml.
+/// [`expand`] written as images.yaml, followed by the carried entries as written.
 pub fn generate(config: &Config) -> Result<String, ConfigError> {
-    Ok(to_yaml(&expand(config)?, HEADER))
+    let mut text = to_yaml(&expand(config)?, HEADER);
+    if !config.carried().is_empty() {
+        text.push_str("# Carried unchanged from build-images.yaml (images built in the mirror).\n");
+    }
+    for carried in config.carried() {
+        text.push_str(&format!("{}:\n", quote(&carried.key)));
+        for destination in &carried.destinations {
+            text.push_str(&format!("  - {}\n", quote(destination)));
+        }
+    }
+    Ok(text)
 }
 
 /// Tagged (mirror, private) pairs as entries: one explicit-list entry per repository pair
