@@ -71,6 +71,10 @@ pub struct Selection {
     #[arg(long, value_delimiter = ',')]
     pub platform: Vec<Platform>,
 
+    /// Every entry of an index, Windows included, byte for byte (registry transport).
+    #[arg(long, conflicts_with = "platform")]
+    pub all_platforms: bool,
+
     /// Only the share I of N of the source repositories (deterministic split for CI matrices).
     #[arg(long, value_name = "I/N")]
     pub shard: Option<Shard>,

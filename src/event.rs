@@ -38,6 +38,10 @@ pub enum Outcome {
         bytes: u64,
         /// Digest the target serves under the target tag.
         digest: String,
+        /// What people should know about the copy, in a few words (an index written anew
+        /// without its Windows entries, and its new digest).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
     },
     /// Nothing to do.
     Skipped {

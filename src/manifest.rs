@@ -46,6 +46,86 @@ pub struct Child {
     pub size: u64,
     /// Its platform, when the index says (attestations and artifacts have none).
     pub platform: Option<Platform>,
+    /// For an attestation manifest (`vnd.docker.reference.type: attestation-manifest`), the
+    /// digest of the entry it describes (`vnd.docker.reference.digest`).
+    pub attests: Option<String>,
+}
+
+/// Annotation naming what a reference manifest is (BuildKit's attestations).
+pub const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
+/// Annotation naming the entry a reference manifest describes.
+pub const REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
+/// The [`REFERENCE_TYPE`] of an attestation manifest.
+pub const ATTESTATION: &str = "attestation-manifest";
+
+/// The entries of an index a copy keeps. With `all`, every entry. Otherwise the Linux
+/// entries (only those `wanted` selects, when it names any) and the attestation manifests
+/// that describe a kept entry; Windows, other systems and orphan artifacts are dropped.
+pub fn keep(children: &[Child], wanted: &[Platform], all: bool) -> Vec<Child> {
+    if all {
+        return children.to_vec();
+    }
+    let selected =
+        |p: &Platform| p.is_linux() && (wanted.is_empty() || wanted.iter().any(|w| w.selects(p)));
+    let platforms: Vec<&Child> = children
+        .iter()
+        .filter(|c| c.attests.is_none() && c.platform.as_ref().is_some_and(selected))
+        .collect();
+    children
+        .iter()
+        .filter(|c| match &c.attests {
+            Some(described) => platforms.iter().any(|p| p.digest == *described),
+            None => platforms.iter().any(|p| p.digest == c.digest),
+        })
+        .cloned()
+        .collect()
+}
+
+/// What [`keep`] left out, for people: `windows/amd64, 1 attestation`.
+pub fn describe_dropped(children: &[Child], kept: &[Child]) -> String {
+    let dropped: Vec<&Child> = children.iter().filter(|c| !kept.contains(c)).collect();
+    let mut words: Vec<String> = dropped
+        .iter()
+        .filter(|c| c.attests.is_none())
+        .map(|c| match &c.platform {
+            Some(platform) => platform.to_string(),
+            None => format!("artifact {}", c.digest),
+        })
+        .collect();
+    let attestations = dropped.iter().filter(|c| c.attests.is_some()).count();
+    match attestations {
+        0 => {}
+        1 => words.push("1 attestation".to_owned()),
+        n => words.push(format!("{n} attestations")),
+    }
+    words.join(", ")
+}
+
+/// The index `bytes` with only the entries whose digests `kept` names, every other field
+/// (annotations, platforms, the index's own fields) as it was. The output is deterministic,
+/// so the same source and selection always give the same digest.
+pub fn filter_index(
+    media_type: &str,
+    bytes: &[u8],
+    kept: &[Child],
+) -> Result<Vec<u8>, ManifestError> {
+    let error = |cause: String| ManifestError {
+        media_type: media_type.to_owned(),
+        cause,
+    };
+    let mut index: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| error(e.to_string()))?;
+    let manifests = index
+        .get_mut("manifests")
+        .and_then(serde_json::Value::as_array_mut)
+        .ok_or_else(|| error("no manifests".to_owned()))?;
+    manifests.retain(|entry| {
+        entry
+            .get("digest")
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|digest| kept.iter().any(|k| k.digest == digest))
+    });
+    serde_json::to_vec(&index).map_err(|e| error(e.to_string()))
 }
 
 /// The blobs of one image.
@@ -180,7 +260,19 @@ pub fn build_list(
 }
 
 fn child(descriptor: &Descriptor) -> Child {
+    let annotation = |key: &str| {
+        descriptor
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(key))
+            .cloned()
+    };
+    let attests = match annotation(REFERENCE_TYPE).as_deref() {
+        Some(ATTESTATION) => annotation(REFERENCE_DIGEST),
+        _ => None,
+    };
     Child {
+        attests,
         digest: descriptor.digest().to_string(),
         media_type: descriptor.media_type().to_string(),
         size: descriptor.size(),
@@ -277,12 +369,14 @@ mod tests {
                 media_type: DOCKER_MANIFEST.into(),
                 size: 10,
                 platform: Some("linux/amd64".parse().expect("platform")),
+                attests: None,
             },
             Child {
                 digest: B.into(),
                 media_type: DOCKER_MANIFEST.into(),
                 size: 11,
                 platform: Some("linux/arm64/v8".parse().expect("platform")),
+                attests: None,
             },
         ];
         let (bytes, media_type) = build_list(true, &entries).expect("build");
@@ -312,5 +406,69 @@ mod tests {
             Some("linux/arm64/v8")
         );
         assert_eq!(config_platform(b"[]"), None);
+    }
+
+    /// An OCI index: linux/amd64 (A), linux/arm64 (B), windows/amd64 (C), an attestation of
+    /// A and one of C, as BuildKit writes them.
+    fn mixed_index() -> String {
+        const D: &str = "sha256:dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd";
+        const E: &str = "sha256:eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
+        let attestation = |digest: &str, of: &str| {
+            format!(
+                r#"{{"mediaType":"{OCI_MANIFEST}","digest":"{digest}","size":9,"platform":{{"architecture":"unknown","os":"unknown"}},
+                "annotations":{{"{REFERENCE_DIGEST}":"{of}","{REFERENCE_TYPE}":"{ATTESTATION}"}}}}"#
+            )
+        };
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","annotations":{{"org.example":"kept"}},"manifests":[
+            {{"mediaType":"{OCI_MANIFEST}","digest":"{A}","size":10,"platform":{{"architecture":"amd64","os":"linux"}}}},
+            {{"mediaType":"{OCI_MANIFEST}","digest":"{B}","size":11,"platform":{{"architecture":"arm64","os":"linux","variant":"v8"}}}},
+            {{"mediaType":"{OCI_MANIFEST}","digest":"{C}","size":12,"platform":{{"architecture":"amd64","os":"windows","os.version":"10.0.17763.5122"}}}},
+            {},{}]}}"#,
+            attestation(D, A),
+            attestation(E, C)
+        )
+    }
+
+    #[test]
+    fn keep_takes_linux_entries_and_their_attestations() {
+        let index = mixed_index();
+        let Parsed::Index(children) = parse(OCI_INDEX, index.as_bytes()).expect("parse") else {
+            panic!("an index");
+        };
+        let digests = |kept: &[Child]| -> Vec<String> {
+            kept.iter().map(|c| c.digest[7..8].to_owned()).collect()
+        };
+        assert_eq!(children[3].attests.as_deref(), Some(A));
+        assert_eq!(children[0].attests, None);
+        let linux = keep(&children, &[], false);
+        assert_eq!(digests(&linux), ["a", "b", "d"]);
+        let arm: Vec<Platform> = vec!["linux/arm64".parse().expect("platform")];
+        assert_eq!(digests(&keep(&children, &arm, false)), ["b"]);
+        let amd: Vec<Platform> = vec!["linux/amd64".parse().expect("platform")];
+        assert_eq!(digests(&keep(&children, &amd, false)), ["a", "d"]);
+        assert_eq!(keep(&children, &[], true), children, "all: every entry");
+        assert_eq!(
+            describe_dropped(&children, &linux),
+            "windows/amd64, 1 attestation"
+        );
+
+        let filtered = filter_index(OCI_INDEX, index.as_bytes(), &linux).expect("filter");
+        let Parsed::Index(left) = parse(OCI_INDEX, &filtered).expect("parse back") else {
+            panic!("an index");
+        };
+        assert_eq!(
+            left, linux,
+            "exactly the kept entries, annotations included"
+        );
+        let value: serde_json::Value = serde_json::from_slice(&filtered).expect("json");
+        assert_eq!(value["annotations"]["org.example"], "kept");
+        assert_eq!(value["mediaType"], OCI_INDEX);
+        let again = filter_index(OCI_INDEX, index.as_bytes(), &linux).expect("filter");
+        assert_eq!(
+            sha256_digest(&again),
+            sha256_digest(&filtered),
+            "deterministic"
+        );
     }
 }

@@ -26,6 +26,10 @@ pub struct Job {
     /// Platforms to copy; empty means every Linux platform of the source.
     #[serde(default)]
     pub platforms: Vec<Platform>,
+    /// Copy every entry of an index, Windows included, byte for byte (`--all-platforms`,
+    /// `platforms: all`; registry transport only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all_platforms: bool,
 }
 
 impl Job {
@@ -35,7 +39,14 @@ impl Job {
             source,
             target,
             platforms,
+            all_platforms: false,
         }
+    }
+
+    /// The same job copying every platform (`all`) or only Linux ones.
+    pub fn with_all_platforms(mut self, all: bool) -> Self {
+        self.all_platforms = all;
+        self
     }
 }
 
@@ -62,6 +73,8 @@ pub struct Request {
     pub images: Vec<String>,
     /// Platforms from `--platform`, overriding the entries' own.
     pub platforms: Vec<Platform>,
+    /// `--all-platforms`: every entry of an index, byte for byte.
+    pub all_platforms: bool,
     /// Only the share of this shard.
     pub shard: Option<Shard>,
 }
@@ -142,7 +155,9 @@ pub fn routes(config: &Config, stage: Stage, request: &Request) -> Result<Vec<Ro
     for (mut entry, carried) in entries {
         if !request.platforms.is_empty() {
             entry.platforms = request.platforms.clone();
+            entry.all_platforms = false;
         }
+        entry.all_platforms |= request.all_platforms;
         let mut route = Route {
             from: entry.source.clone(),
             entry,
@@ -225,7 +240,10 @@ pub fn jobs(
     for original in pinned {
         let source = route.read_from(config, &original, stage)?;
         for target in route.targets(config, &original, stage)? {
-            jobs.push(Job::new(source.clone(), target, entry.platforms.clone()));
+            jobs.push(
+                Job::new(source.clone(), target, entry.platforms.clone())
+                    .with_all_platforms(entry.all_platforms),
+            );
         }
     }
     Ok(jobs)
@@ -277,6 +295,7 @@ fn one_off(config: &Config, image: &str) -> Result<ImageEntry, ConfigError> {
             selection: TagSelection::new(tags),
             destinations: Vec::new(),
             platforms: Vec::new(),
+            all_platforms: false,
             location: Location::file_only("command line"),
         },
     })

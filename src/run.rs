@@ -234,6 +234,7 @@ mod tests {
                 }
             } else {
                 Outcome::Copied {
+                    note: None,
                     bytes: 10,
                     digest: "sha256:bb".into(),
                 }

@@ -154,6 +154,7 @@ impl<D: DockerApi> BuildTransport<D> {
 
         if !self.options.push {
             return Ok(Outcome::Copied {
+                note: None,
                 bytes: pulled,
                 digest: image_id,
             });
@@ -165,6 +166,7 @@ impl<D: DockerApi> BuildTransport<D> {
         })
         .await?;
         Ok(Outcome::Copied {
+            note: None,
             bytes: pulled + pushed.bytes(),
             digest,
         })

@@ -64,6 +64,7 @@ pub(super) fn request(selection: &Selection) -> Request {
     Request {
         images: selection.images.clone(),
         platforms: selection.platform.clone(),
+        all_platforms: selection.all_platforms,
         shard: selection.shard,
     }
 }
@@ -101,7 +102,10 @@ fn offline(
         let entry = &route.entry;
         let source = &route.from;
         for target in route.targets(config, &entry.source, stage)? {
-            let platforms = platform_list(&entry.platforms);
+            let platforms = match entry.all_platforms {
+                true => " [all platforms]".to_owned(),
+                false => platform_list(&entry.platforms),
+            };
             writeln!(
                 out,
                 "copy  {source} [{}] -> {target}{platforms}",

@@ -32,7 +32,18 @@ pub async fn run(
     out: &mut (dyn Write + Send),
 ) -> Result<u8, CommandError> {
     let max_cache = cache_budget()?;
+    if args.transport == TransportArg::Docker {
+        docker_carries_linux_only(config, args)?;
+    }
     let (jobs, unresolved, client) = jobs(config, args).await?;
+    if let Some(job) = jobs.iter().find(|j| j.all_platforms) {
+        if args.transport == TransportArg::Docker {
+            return Err(CommandError::Usage(format!(
+                "{}: every platform needs --transport registry: the daemon pulls Linux images only",
+                job.source
+            )));
+        }
+    }
     if args.dry_run {
         for job in &jobs {
             writeln!(out, "would copy {} -> {}", job.source, job.target).map_err(io)?;
@@ -84,6 +95,25 @@ pub async fn run(
     };
     let failed = tally.totals().failed + unresolved.len();
     Ok(if failed > 0 { EXIT_FAILED } else { EXIT_OK })
+}
+
+/// `--all-platforms` and `platforms: all` copy Windows entries too, which a Linux daemon
+/// cannot pull: with the docker transport they are a usage error before anything runs.
+fn docker_carries_linux_only(config: &Config, args: &SyncArgs) -> Result<(), CommandError> {
+    let why = "needs --transport registry: the daemon pulls Linux images only";
+    if args.selection.all_platforms {
+        return Err(CommandError::Usage(format!("--all-platforms {why}")));
+    }
+    if args.plan.is_none() && args.selection.images.is_empty() {
+        if let Some(entry) = config.images().iter().find(|e| e.all_platforms) {
+            return Err(CommandError::Usage(format!(
+                "{}: platforms: all {why} ({})",
+                entry.location.file_line(),
+                entry.source
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The jobs of the stage, or of `--plan FILE`, and a client knowing their registries.

@@ -133,6 +133,7 @@ fn entry(file: &YamlFile, name: Spanned<String>, item: Item) -> Result<ImageEntr
         selection,
         destinations: vec![target],
         platforms: Vec::new(),
+        all_platforms: false,
         location: file.at(&name),
     })
 }

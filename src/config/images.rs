@@ -28,6 +28,8 @@ pub struct ImageEntry {
     pub destinations: Vec<Reference>,
     /// `os/arch[/variant]` to copy, all `linux`; empty means every Linux platform.
     pub platforms: Vec<Platform>,
+    /// `platforms: all`: every entry of an index, Windows included (registry transport).
+    pub all_platforms: bool,
     /// Where the key is written.
     pub location: Location,
 }
@@ -39,6 +41,7 @@ impl PartialEq for ImageEntry {
             && self.selection == other.selection
             && self.destinations == other.destinations
             && self.platforms == other.platforms
+            && self.all_platforms == other.all_platforms
     }
 }
 
@@ -159,13 +162,14 @@ fn entry(
 ) -> Result<ImageEntry, ConfigError> {
     let (source, tags) =
         parse_key(&key.value).map_err(|m| file.error(&key, m).with_value(&key.value))?;
-    let (selection, platforms, destinations) = match value.value {
-        ImageValue::Rules => (TagSelection::new(tags), Vec::new(), Vec::new()),
+    let linux = (Vec::new(), false);
+    let (selection, (platforms, all_platforms), destinations) = match value.value {
+        ImageValue::Rules => (TagSelection::new(tags), linux, Vec::new()),
         ImageValue::One(text) => {
             let one = Spanned::new(text, value.referenced, value.defined);
-            (TagSelection::new(tags), Vec::new(), vec![one])
+            (TagSelection::new(tags), linux, vec![one])
         }
-        ImageValue::Many(list) => (TagSelection::new(tags), Vec::new(), list),
+        ImageValue::Many(list) => (TagSelection::new(tags), linux, list),
         ImageValue::Options(mut options) => {
             let to = options
                 .to
@@ -192,17 +196,18 @@ fn entry(
         selection,
         destinations: targets,
         platforms,
+        all_platforms,
         location: file.at(&key),
     })
 }
 
-/// The mapping form's selection (with filters) and platforms.
+/// The mapping form's selection (with filters) and platforms (`all` for every entry).
 fn mapping(
     file: &YamlFile,
     key: &Spanned<String>,
     mut tags: TagSet,
     options: ImageOptions,
-) -> Result<(TagSelection, Vec<Platform>), ConfigError> {
+) -> Result<(TagSelection, (Vec<Platform>, bool)), ConfigError> {
     if let Some(regex) = &options.tags {
         if !matches!(tags, TagSet::All) {
             let message = "tags given twice: the key already names tags";
@@ -252,17 +257,26 @@ fn mapping(
     let selection = TagSelection::new(tags)
         .with_filters(semver, exclude, limit, order)
         .map_err(|m| ConfigError::new(filter_at, m).with_value(&key.value))?;
-    let mut platforms = Vec::new();
-    for platform in options
+    let written = options
         .platforms
         .map(OneOrMany::into_list)
-        .unwrap_or_default()
-    {
+        .unwrap_or_default();
+    if let [all] = written.as_slice() {
+        if all.value == "all" {
+            return Ok((selection, (Vec::new(), true)));
+        }
+    }
+    let mut platforms = Vec::new();
+    for platform in written {
+        if platform.value == "all" {
+            let message = "`all` stands alone: `platforms: all` copies every platform";
+            return Err(file.error(&platform, message).with_value(&platform.value));
+        }
         let parsed = linux_platform(&platform.value)
             .map_err(|m| file.error(&platform, m).with_value(&platform.value))?;
         platforms.push(parsed);
     }
-    Ok((selection, platforms))
+    Ok((selection, (platforms, false)))
 }
 
 fn compile(file: &YamlFile, text: &Spanned<String>) -> Result<Regex, ConfigError> {
@@ -322,6 +336,9 @@ pub fn to_yaml(entries: &[ImageEntry], header: &str) -> String {
             if sel.order() == TagOrder::Created {
                 fields.push("order: created".to_owned());
             }
+        }
+        if entry.all_platforms {
+            fields.push("platforms: all".to_owned());
         }
         if !entry.platforms.is_empty() {
             let list: Vec<String> = entry

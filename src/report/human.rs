@@ -138,12 +138,15 @@ impl<W: Write + Send> Reporter for HumanReporter<W> {
                     return Ok(());
                 };
                 let text = match outcome {
-                    Outcome::Copied { bytes, .. } => format!(
-                        "copied  {} -> {}  {} in {}",
+                    Outcome::Copied { bytes, note, .. } => format!(
+                        "copied  {} -> {}  {} in {}{}",
                         record.source,
                         record.target,
                         human_bytes(*bytes),
-                        seconds(*elapsed)
+                        seconds(*elapsed),
+                        note.as_ref()
+                            .map(|n| format!("  ({n})"))
+                            .unwrap_or_default()
                     ),
                     Outcome::Skipped { reason } => {
                         format!("skipped {} -> {}  ({reason})", record.source, record.target)

@@ -229,6 +229,7 @@ pub(crate) mod tests {
             Event::Finished {
                 job: 0,
                 outcome: Outcome::Copied {
+                    note: None,
                     bytes: 1536,
                     digest: "sha256:bb".into(),
                 },

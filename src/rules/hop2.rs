@@ -6,7 +6,6 @@
 
 use crate::config::images::{quote, to_yaml};
 use crate::config::{Config, ConfigError, ImageEntry, Location, TagSelection, TagSet};
-use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::rules::Stage;
 
@@ -52,7 +51,7 @@ pub fn expand(config: &Config) -> Result<Vec<ImageEntry>, ConfigError> {
                 for tag in tags {
                     pairs.push(chain(&entry.source.with_tag(tag).map_err(|e| at(&e))?)?);
                 }
-                group(&mut out, pairs, &entry.platforms, &entry.location);
+                group(&mut out, pairs, entry);
             }
             None => {
                 let probe = entry.source.with_tag(PROBE_TAG).map_err(|e| at(&e))?;
@@ -67,6 +66,7 @@ pub fn expand(config: &Config) -> Result<Vec<ImageEntry>, ConfigError> {
                     selection: entry.selection.clone(),
                     destinations: vec![private.without_tag()],
                     platforms: entry.platforms.clone(),
+                    all_platforms: entry.all_platforms,
                     location: entry.location.clone(),
                 });
             }
@@ -81,7 +81,15 @@ pub fn expand(config: &Config) -> Result<Vec<ImageEntry>, ConfigError> {
             };
             pairs.push((map(Stage::Mirror)?, map(Stage::Private)?));
         }
-        group(&mut out, pairs, &[], &build.location);
+        let built = ImageEntry {
+            source: build.base.clone(),
+            selection: TagSelection::new(TagSet::All),
+            destinations: Vec::new(),
+            platforms: Vec::new(),
+            all_platforms: false,
+            location: build.location.clone(),
+        };
+        group(&mut out, pairs, &built);
     }
     Ok(out)
 }
@@ -103,12 +111,7 @@ pub fn generate(config: &Config) -> Result<String, ConfigError> {
 
 /// Tagged (mirror, private) pairs as entries: one explicit-list entry per repository pair
 /// where the tag is kept, one single-tag entry with a tagged destination where it is not.
-fn group(
-    out: &mut Vec<ImageEntry>,
-    pairs: Vec<(Reference, Reference)>,
-    platforms: &[Platform],
-    location: &Location,
-) {
+fn group(out: &mut Vec<ImageEntry>, pairs: Vec<(Reference, Reference)>, from: &ImageEntry) {
     let mut grouped: Vec<(Reference, Reference, Vec<String>)> = Vec::new();
     for (mirror, private) in pairs {
         let Some(tag) = mirror.tag().map(str::to_owned) else {
@@ -116,7 +119,7 @@ fn group(
         };
         let (mirror_repo, private_repo) = (mirror.without_tag(), private.without_tag());
         if private.tag() != Some(tag.as_str()) {
-            out.push(entry(mirror_repo, vec![tag], private, platforms, location));
+            out.push(entry(mirror_repo, vec![tag], private, from));
             continue;
         }
         match grouped
@@ -128,22 +131,18 @@ fn group(
         }
     }
     for (mirror, private, tags) in grouped {
-        out.push(entry(mirror, tags, private, platforms, location));
+        out.push(entry(mirror, tags, private, from));
     }
 }
 
-fn entry(
-    source: Reference,
-    tags: Vec<String>,
-    dest: Reference,
-    platforms: &[Platform],
-    location: &Location,
-) -> ImageEntry {
+/// An explicit-tag entry `source:tags -> dest` keeping `from`'s platforms and place.
+fn entry(source: Reference, tags: Vec<String>, dest: Reference, from: &ImageEntry) -> ImageEntry {
     ImageEntry {
         source,
         selection: TagSelection::new(TagSet::List(tags)),
         destinations: vec![dest],
-        platforms: platforms.to_vec(),
-        location: location.clone(),
+        platforms: from.platforms.clone(),
+        all_platforms: from.all_platforms,
+        location: from.location.clone(),
     }
 }

@@ -123,7 +123,11 @@ impl<D: DockerApi> DockerTransport<D> {
         };
         self.state
             .record_push(&job.target.to_string(), &top.digest, &digest)?;
-        Ok(Outcome::Copied { bytes, digest })
+        Ok(Outcome::Copied {
+            bytes,
+            digest,
+            note: None,
+        })
     }
 
     /// One platform of a multi-platform source: pulled by digest, pushed under its staging
@@ -157,6 +161,7 @@ impl<D: DockerApi> DockerTransport<D> {
             media_type,
             size,
             platform: child.platform.clone(),
+            attests: None,
         };
         Ok((entry, pulled + pushed))
     }
@@ -188,9 +193,10 @@ impl<D: DockerApi> DockerTransport<D> {
         };
         match manifest::parse(media_type, bytes)? {
             Parsed::Index(children) => {
-                let chosen: Vec<Child> = children
+                // Attestations describe images; the daemon cannot pull them.
+                let chosen: Vec<Child> = manifest::keep(&children, &job.platforms, false)
                     .into_iter()
-                    .filter(|c| c.platform.as_ref().is_some_and(selected))
+                    .filter(|c| c.attests.is_none())
                     .collect();
                 if chosen.is_empty() {
                     return Err(CopyError::Skip("no selected Linux platform".to_owned()));

@@ -17,7 +17,6 @@ use crate::event::{LayerStatus, Outcome};
 use crate::gates::Gates;
 use crate::manifest::{self, sha256_digest, Blob, Child, Parsed};
 use crate::plan::Job;
-use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::registry::{BlobSource, MountOutcome, RegistryClient};
 use crate::run::{JobEvents, Transport};
@@ -80,23 +79,32 @@ impl RegistryTransport {
         }
         let top = self.source.get_manifest(&job.source).await?;
         let work = manifest::parse(&top.media_type, &top.bytes)?;
-        let (manifest_bytes, media_type) = match &work {
-            Parsed::Image(_) => (top.bytes.clone(), top.media_type.clone()),
+        let mut note = None;
+        let (manifest_bytes, chosen) = match &work {
+            Parsed::Image(_) => (top.bytes.clone(), Vec::new()),
             Parsed::Index(children) => {
-                let chosen = choose(children, &job.platforms);
-                if !chosen
-                    .iter()
-                    .any(|c| c.platform.as_ref().is_some_and(Platform::is_linux))
-                {
-                    return Err(CopyError::Skip("no Linux platform".to_owned()));
+                let chosen = manifest::keep(children, &job.platforms, job.all_platforms);
+                if chosen.is_empty() {
+                    let reason = match job.platforms.is_empty() {
+                        true => "no Linux platform",
+                        false => "no selected Linux platform",
+                    };
+                    return Err(CopyError::Skip(reason.to_owned()));
                 }
                 if chosen.len() == children.len() {
-                    (top.bytes.clone(), top.media_type.clone())
+                    (top.bytes.clone(), chosen)
                 } else {
-                    // A platform subset is a new list: compare what would be written.
-                    let docker = top.media_type == manifest::DOCKER_MANIFEST_LIST;
-                    let (list, media_type) = manifest::build_list(docker, &chosen)?;
-                    (Bytes::from(list), media_type.to_owned())
+                    // Entries left out: a complete new index of exactly the copied
+                    // entries, never a sparse one naming missing children.
+                    let list = manifest::filter_index(&top.media_type, &top.bytes, &chosen)?;
+                    let list = Bytes::from(list);
+                    note = Some(format!(
+                        "dropped {}: index {} -> {}",
+                        manifest::describe_dropped(children, &chosen),
+                        top.digest,
+                        sha256_digest(&list)
+                    ));
+                    (list, chosen)
                 }
             }
         };
@@ -107,22 +115,27 @@ impl RegistryTransport {
         match work {
             Parsed::Image(parts) => {
                 let config = self.fetch_config(&job.source, &parts.config).await?;
-                if manifest::config_platform(&config).is_some_and(|p| !p.is_linux()) {
-                    return Err(CopyError::Skip("no Linux platform".to_owned()));
+                let platform = manifest::config_platform(&config);
+                if let Some(p) = platform.filter(|p| !job.all_platforms && !p.is_linux()) {
+                    return Err(CopyError::Skip(format!("no Linux platform ({p})")));
                 }
                 bytes += self.copy_blobs(job, parts.blobs(), events).await?;
             }
-            Parsed::Index(children) => {
-                for child in &choose(&children, &job.platforms) {
+            Parsed::Index(_) => {
+                for child in &chosen {
                     bytes += self.copy_child(job, child, events).await?;
                 }
             }
         }
         let digest = self
             .target
-            .put_manifest(&job.target, manifest_bytes, &media_type)
+            .put_manifest(&job.target, manifest_bytes, &top.media_type)
             .await?;
-        Ok(Outcome::Copied { bytes, digest })
+        Ok(Outcome::Copied {
+            bytes,
+            digest,
+            note,
+        })
     }
 
     /// Copies one platform manifest of an index: its blobs, then the manifest by digest.
@@ -261,20 +274,4 @@ impl Transport for RegistryTransport {
     async fn copy(&self, job: &Job, events: &JobEvents) -> Outcome {
         outcome(job, self.copy_job(job, events).await)
     }
-}
-
-/// The entries of an index to copy: all of them, or those selected by `platforms`.
-fn choose(children: &[Child], platforms: &[Platform]) -> Vec<Child> {
-    if platforms.is_empty() {
-        return children.to_vec();
-    }
-    children
-        .iter()
-        .filter(|c| {
-            c.platform
-                .as_ref()
-                .is_some_and(|p| platforms.iter().any(|want| want.selects(p)))
-        })
-        .cloned()
-        .collect()
 }

@@ -5,6 +5,7 @@ mod cli;
 mod docker;
 mod env;
 mod harness;
+mod platforms;
 mod registry;
 mod resume;
 mod support;

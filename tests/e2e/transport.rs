@@ -77,10 +77,12 @@ async fn registry_transport_keeps_digests_mounts_and_skips_unchanged() {
     let cache_dir = tempfile::tempdir().expect("temp dir");
     let transport = RegistryTransport::new(source, target, BlobCache::new(cache_dir.path()), false);
     let jobs = vec![
+        // Every platform (--all-platforms): the index travels byte for byte.
         job(
             multi.reference(),
             format!("{}/mirror/multi:1.0", dst.host()),
-        ),
+        )
+        .with_all_platforms(true),
         job(app.reference(), format!("{}/mirror/app:1.0", dst.host())),
         job(app.reference(), format!("{}/other/app:1.0", dst.host())),
         Job::new(

@@ -14,6 +14,6 @@ pub mod token;
 
 pub use client::{challenge_params, Manifest, RegistryClient};
 pub use docker::{docker, require_daemon, unique, Docker, ImageCleanup};
-pub use fixture::{Fixture, ManyTags, MediaKind, Platform, Pushed, PushedIndex};
-pub use registry::{AuthMode, Credentials, Registry};
+pub use fixture::{Attestation, Fixture, ManyTags, MediaKind, Platform, Pushed, PushedIndex};
+pub use registry::{AuthMode, Credentials, Registry, Request};
 pub use token::{TokenOptions, TokenRequest, TRICKY_PASSWORD};

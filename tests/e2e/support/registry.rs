@@ -124,6 +124,23 @@ impl Registry {
         self.dir.path().join("storage")
     }
 
+    /// Every request the registry answered so far, in order, from its log ("response
+    /// completed" lines): what a test counts (blob PUTs, manifest GETs).
+    pub fn requests(&self) -> Vec<Request> {
+        let text =
+            std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default();
+        text.lines()
+            .filter(|line| line.contains("msg=\"response completed\""))
+            .filter_map(|line| {
+                Some(Request {
+                    method: log_field(line, "http.request.method")?,
+                    uri: log_field(line, "http.request.uri")?,
+                    status: log_field(line, "http.response.status")?.parse().ok()?,
+                })
+            })
+            .collect()
+    }
+
     /// The last lines of the registry's log, for assertion messages.
     pub fn log_tail(&self) -> String {
         log_tail(&self.dir.path().join("registry.log"))
@@ -293,6 +310,42 @@ fn record_pid(pid: u32) -> Option<PathBuf> {
     let file = dir.join(pid.to_string());
     std::fs::write(&file, format!("{}\n", std::process::id())).ok()?;
     Some(file)
+}
+
+/// One request a registry answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// `GET`, `HEAD`, `PUT` …
+    pub method: String,
+    /// Path and query, as sent.
+    pub uri: String,
+    /// The status answered.
+    pub status: u16,
+}
+
+impl Request {
+    /// The blob a finished upload (`PUT …/blobs/uploads/…?digest=…`) committed, if this
+    /// is one.
+    pub fn uploaded_blob(&self) -> Option<String> {
+        if self.method != "PUT" || !self.uri.contains("/blobs/uploads/") {
+            return None;
+        }
+        let query = self.uri.split_once('?')?.1;
+        let digest = query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("digest="))?;
+        Some(digest.replace("%3A", ":").replace("%3a", ":"))
+    }
+}
+
+/// The value of `key=value` or `key="value"` in a logrus line.
+fn log_field(line: &str, key: &str) -> Option<String> {
+    let start = line.find(&format!(" {key}="))? + key.len() + 2;
+    let rest = &line[start..];
+    if let Some(quoted) = rest.strip_prefix('"') {
+        return quoted.split('"').next().map(str::to_owned);
+    }
+    rest.split(' ').next().map(str::to_owned)
 }
 
 fn log_tail(path: &Path) -> String {
