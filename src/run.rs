@@ -95,14 +95,15 @@ impl JobEvents {
     }
 }
 
-/// Runs every job, never stopping at a failure, and returns the tally of outcomes.
-/// Jobs start in the given order (the plan orders them by repository for the layer cache).
+/// Runs every job, never stopping at a failure (of a job or of a reporter's output), and
+/// returns the tally of outcomes. Jobs start in the given order (the plan orders them by
+/// repository for the layer cache).
 pub async fn run<T: Transport>(
     transport: &T,
     jobs: &[Job],
     options: RunOptions,
     reporters: &mut Reporters,
-) -> std::io::Result<Tally> {
+) -> Tally {
     let started = Instant::now();
     let limits = RegistryLimits::new(options.per_registry.max(1));
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -148,13 +149,11 @@ pub async fn run<T: Transport>(
 
     let render = async {
         while let Some(event) = rx.recv().await {
-            reporters.event(&event)?;
+            reporters.event(&event);
         }
-        Ok::<(), std::io::Error>(())
     };
-    let ((), rendered) = tokio::join!(work, render);
-    rendered?;
-    reporters.finish(started.elapsed()).cloned()
+    tokio::join!(work, render);
+    reporters.finish(started.elapsed()).clone()
 }
 
 /// The text of a panic payload (`&str` or `String`), else a placeholder.
@@ -264,9 +263,7 @@ mod tests {
             jobs: 2,
             per_registry: 8,
         };
-        let tally = run(&transport, &jobs, options, &mut reporters)
-            .await
-            .expect("run");
+        let tally = run(&transport, &jobs, options, &mut reporters).await;
         let totals = tally.totals();
         assert_eq!((totals.copied, totals.failed), (3, 2));
         let panicked = tally.job(3).and_then(|r| r.outcome.clone());
@@ -309,9 +306,7 @@ mod tests {
             jobs: 6,
             per_registry: 1,
         };
-        let tally = run(&transport, &jobs, options, &mut Reporters::default())
-            .await
-            .expect("run");
+        let tally = run(&transport, &jobs, options, &mut Reporters::default()).await;
         assert_eq!(tally.totals().copied, 6);
         assert_eq!(
             transport.peak.load(Ordering::SeqCst),

@@ -43,9 +43,8 @@ pub async fn run(
         jobs: 2,
         per_registry: 2,
     };
-    let tally = run_jobs(&transport, &jobs, options, &mut reporters)
-        .await
-        .map_err(io)?;
+    let tally = run_jobs(&transport, &jobs, options, &mut reporters).await;
+    super::sync::warn_reporter_failures(&mut reporters);
     Ok(if tally.totals().failed > 0 {
         EXIT_FAILED
     } else {

@@ -78,6 +78,29 @@ fn load(cli: &Cli) -> Result<Config, CommandError> {
     Ok(Config::load(&cli.config)?)
 }
 
+/// `plan` and `sync` over the whole configuration need something to do: a configuration
+/// with no image at all is most likely the wrong `-c`, and says so instead of exiting 0.
+fn require_images(config: &Config) -> Result<(), CommandError> {
+    if !config.images().is_empty() || !config.builds().is_empty() || !config.carried().is_empty() {
+        return Ok(());
+    }
+    let path = config.path();
+    let message = if path.is_file() {
+        format!("{}: no items: nothing to do", path.display())
+    } else if path.join("images.yaml").exists() {
+        format!(
+            "{}: no images (the file is empty or only comments) and no build entries: nothing to do",
+            path.join("images.yaml").display()
+        )
+    } else {
+        format!(
+            "{}: no images.yaml and no build entries: nothing to do (is -c the right directory?)",
+            path.display()
+        )
+    };
+    Err(CommandError::Usage(message))
+}
+
 /// The config when there is one; `ferry tags` also works without (anonymous, no rules).
 fn load_optional(cli: &Cli) -> Result<Option<Config>, CommandError> {
     if cli.config.exists() {

@@ -26,6 +26,9 @@ pub async fn run(
 ) -> Result<u8, CommandError> {
     let stage = args.selection.stage;
     let request = request(&args.selection);
+    if request.images.is_empty() {
+        super::require_images(config)?;
+    }
     if args.offline {
         return offline(config, stage, &request, args.json, out);
     }

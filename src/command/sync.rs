@@ -32,6 +32,9 @@ pub async fn run(
     out: &mut (dyn Write + Send),
 ) -> Result<u8, CommandError> {
     let max_cache = cache_budget()?;
+    if args.plan.is_none() && args.selection.images.is_empty() {
+        super::require_images(config)?;
+    }
     if args.transport == TransportArg::Docker {
         docker_carries_linux_only(config, args)?;
     }
@@ -58,7 +61,7 @@ pub async fn run(
         });
     }
     let mut reporters = reporters(args.report.as_deref())?;
-    report_unresolved(&mut reporters, jobs.len(), &unresolved)?;
+    report_unresolved(&mut reporters, jobs.len(), &unresolved);
     let options = RunOptions {
         jobs: args.jobs.max(1),
         per_registry: args.jobs.max(1),
@@ -68,9 +71,7 @@ pub async fn run(
         TransportArg::Registry => {
             let blobs = BlobCache::new(&blob_dir(&args.state));
             let transport = RegistryTransport::new(client, target, blobs.clone(), args.force);
-            let tally = run_jobs(&transport, &jobs, options, &mut reporters)
-                .await
-                .map_err(io)?;
+            let tally = run_jobs(&transport, &jobs, options, &mut reporters).await;
             match blobs.prune(max_cache) {
                 Ok(freed) if freed > 0 => tracing::info!("blob cache: freed {freed} bytes"),
                 Ok(_) => {}
@@ -82,9 +83,7 @@ pub async fn run(
             let (engine, state) = daemon_and_state(&args.state).await?;
             let transport =
                 DockerTransport::new(engine.clone(), client, target, state.clone(), args.force);
-            let tally = run_jobs(&transport, &jobs, options, &mut reporters)
-                .await
-                .map_err(io)?;
+            let tally = run_jobs(&transport, &jobs, options, &mut reporters).await;
             match cache::prune_images(&engine, &state, max_cache).await {
                 Ok(freed) if freed > 0 => tracing::info!("layer cache: freed {freed} bytes"),
                 Ok(_) => {}
@@ -93,8 +92,23 @@ pub async fn run(
             tally
         }
     };
-    let failed = tally.totals().failed + unresolved.len();
-    Ok(if failed > 0 { EXIT_FAILED } else { EXIT_OK })
+    warn_reporter_failures(&mut reporters);
+    // Unresolved entries were reported as failed jobs: the tally counts them.
+    Ok(if tally.totals().failed > 0 {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
+    })
+}
+
+/// One stderr line per reporter whose output failed, except a stdout that was closed on
+/// purpose (`ferry sync | head`). The exit code stays the images' business.
+pub(super) fn warn_reporter_failures(reporters: &mut Reporters) {
+    for failure in reporters.failures() {
+        if !failure.is_closed_output() {
+            eprintln!("ferry: {}: output failed: {}", failure.name, failure.error);
+        }
+    }
 }
 
 /// `--all-platforms` and `platforms: all` copy Windows entries too, which a Linux daemon
@@ -144,12 +158,18 @@ async fn jobs(
 pub(super) fn reporters(report: Option<&Path>) -> Result<Reporters, CommandError> {
     let mut reporters = Reporters::default();
     if std::io::stderr().is_terminal() {
-        reporters.push(Box::new(HumanReporter::with_bars(std::io::stdout())));
+        reporters.push_named(
+            "stdout",
+            Box::new(HumanReporter::with_bars(std::io::stdout())),
+        );
     } else {
-        reporters.push(Box::new(HumanReporter::plain(std::io::stdout())));
+        reporters.push_named("stdout", Box::new(HumanReporter::plain(std::io::stdout())));
     }
     if std::env::var_os("TEAMCITY_VERSION").is_some() {
-        reporters.push(Box::new(TeamcityReporter::new(std::io::stdout())));
+        reporters.push_named(
+            "stdout (TeamCity)",
+            Box::new(TeamcityReporter::new(std::io::stdout())),
+        );
     }
     if std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true") {
         let summary = std::env::var_os("GITHUB_STEP_SUMMARY").and_then(|path| {
@@ -159,44 +179,41 @@ pub(super) fn reporters(report: Option<&Path>) -> Result<Reporters, CommandError
                 .open(path)
                 .ok()
         });
-        reporters.push(Box::new(GithubReporter::new(std::io::stdout(), summary)));
+        reporters.push_named(
+            "stdout (GitHub Actions)",
+            Box::new(GithubReporter::new(std::io::stdout(), summary)),
+        );
     }
     if let Some(path) = report {
         let file = std::fs::File::create(path).map_err(|e| {
             CommandError::Usage(format!("cannot write report {}: {e}", path.display()))
         })?;
-        reporters.push(Box::new(JsonReporter::new(file)));
+        reporters.push_named(
+            format!("report {}", path.display()),
+            Box::new(JsonReporter::new(file)),
+        );
     }
     Ok(reporters)
 }
 
 /// Entries whose tags could not be listed count as failed jobs in every report.
-fn report_unresolved(
-    reporters: &mut Reporters,
-    first_id: usize,
-    unresolved: &[Unresolved],
-) -> Result<(), CommandError> {
+fn report_unresolved(reporters: &mut Reporters, first_id: usize, unresolved: &[Unresolved]) {
     for (offset, failed) in unresolved.iter().enumerate() {
         let job = first_id + offset;
         let source = failed.source.to_string();
-        reporters
-            .event(&Event::Started {
-                job,
-                source: source.clone(),
-                target: "(tags not listed)".to_owned(),
-            })
-            .map_err(io)?;
-        reporters
-            .event(&Event::Finished {
-                job,
-                outcome: Outcome::Failed {
-                    error: format!("{source}: {}", failed.error),
-                },
-                elapsed: Duration::ZERO,
-            })
-            .map_err(io)?;
+        reporters.event(&Event::Started {
+            job,
+            source: source.clone(),
+            target: "(tags not listed)".to_owned(),
+        });
+        reporters.event(&Event::Finished {
+            job,
+            outcome: Outcome::Failed {
+                error: format!("{source}: {}", failed.error),
+            },
+            elapsed: Duration::ZERO,
+        });
     }
-    Ok(())
 }
 
 /// The registry transport's blob cache: `blobs/` beside the state file (`.ferry/blobs`).

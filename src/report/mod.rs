@@ -132,35 +132,85 @@ impl Tally {
     }
 }
 
-/// Fans events out to every configured reporter and keeps the tally.
+/// Fans events out to every configured reporter and keeps the tally. A reporter whose
+/// output fails (stdout closed by `| head`, a full disk) is dropped with its error kept;
+/// the others, and the run, go on.
 #[derive(Default)]
 pub struct Reporters {
-    reporters: Vec<Box<dyn Reporter>>,
+    reporters: Vec<Slot>,
     tally: Tally,
 }
 
+struct Slot {
+    name: String,
+    reporter: Box<dyn Reporter>,
+    failed: Option<io::Error>,
+}
+
+/// A reporter that stopped because its output failed.
+#[derive(Debug)]
+pub struct ReporterFailure {
+    /// What it wrote to (`stdout`, `report out.json` …).
+    pub name: String,
+    /// Why it stopped.
+    pub error: io::Error,
+}
+
+impl ReporterFailure {
+    /// True when whoever read the output stopped reading (`ferry sync | head`): nothing
+    /// worth telling anyone.
+    pub fn is_closed_output(&self) -> bool {
+        self.error.kind() == io::ErrorKind::BrokenPipe
+    }
+}
+
 impl Reporters {
+    /// Adds one output format; `name` says where it writes, for its failure message.
+    pub fn push_named(&mut self, name: impl Into<String>, reporter: Box<dyn Reporter>) {
+        self.reporters.push(Slot {
+            name: name.into(),
+            reporter,
+            failed: None,
+        });
+    }
+
     /// Adds one output format.
     pub fn push(&mut self, reporter: Box<dyn Reporter>) {
-        self.reporters.push(reporter);
+        self.push_named("output", reporter);
     }
 
-    /// Records the event and hands it to every reporter.
-    pub fn event(&mut self, event: &Event) -> io::Result<()> {
+    /// Records the event and hands it to every reporter still writing.
+    pub fn event(&mut self, event: &Event) {
         self.tally.apply(event);
-        for reporter in &mut self.reporters {
-            reporter.event(event, &self.tally)?;
+        for slot in self.reporters.iter_mut().filter(|s| s.failed.is_none()) {
+            if let Err(error) = slot.reporter.event(event, &self.tally) {
+                slot.failed = Some(error);
+            }
         }
-        Ok(())
     }
 
-    /// Ends the run: every reporter writes its summary.
-    pub fn finish(&mut self, elapsed: Duration) -> io::Result<&Tally> {
+    /// Ends the run: every reporter still writing writes its summary.
+    pub fn finish(&mut self, elapsed: Duration) -> &Tally {
         self.tally.set_elapsed(elapsed);
-        for reporter in &mut self.reporters {
-            reporter.finish(&self.tally)?;
+        for slot in self.reporters.iter_mut().filter(|s| s.failed.is_none()) {
+            if let Err(error) = slot.reporter.finish(&self.tally) {
+                slot.failed = Some(error);
+            }
         }
-        Ok(&self.tally)
+        &self.tally
+    }
+
+    /// The reporters that stopped, with why; drains them.
+    pub fn failures(&mut self) -> Vec<ReporterFailure> {
+        self.reporters
+            .iter_mut()
+            .filter_map(|slot| {
+                slot.failed.take().map(|error| ReporterFailure {
+                    name: slot.name.clone(),
+                    error,
+                })
+            })
+            .collect()
     }
 }
 
@@ -287,6 +337,51 @@ pub(crate) mod tests {
                 bytes: 1536
             }
         );
+    }
+
+    /// A reporter whose output is gone after `after` events.
+    struct Broken {
+        after: usize,
+        seen: usize,
+    }
+
+    impl Reporter for Broken {
+        fn event(&mut self, _: &Event, _: &Tally) -> io::Result<()> {
+            self.seen += 1;
+            if self.seen > self.after {
+                return Err(io::Error::new(io::ErrorKind::BrokenPipe, "closed"));
+            }
+            Ok(())
+        }
+
+        fn finish(&mut self, _: &Tally) -> io::Result<()> {
+            Err(io::Error::other("disk full"))
+        }
+    }
+
+    #[test]
+    fn a_failing_reporter_stops_alone() {
+        let log = EventLog::default();
+        let mut reporters = Reporters::default();
+        reporters.push_named("stdout", Box::new(Broken { after: 1, seen: 0 }));
+        reporters.push_named("log", Box::new(log.clone()));
+        reporters.push_named("report r.json", Box::new(Broken { after: 99, seen: 0 }));
+        for event in sample_events() {
+            reporters.event(&event);
+        }
+        let tally = reporters.finish(Duration::from_secs(1)).clone();
+        assert_eq!(
+            log.events(),
+            sample_events(),
+            "every event reached the others"
+        );
+        assert_eq!(tally.totals().failed, 1, "the tally is complete");
+        let failures = reporters.failures();
+        let named: Vec<(&str, bool)> = failures
+            .iter()
+            .map(|f| (f.name.as_str(), f.is_closed_output()))
+            .collect();
+        assert_eq!(named, [("stdout", true), ("report r.json", false)]);
     }
 
     #[test]

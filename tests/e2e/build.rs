@@ -124,9 +124,7 @@ async fn build(
         jobs: 2,
         per_registry: 4,
     };
-    let tally = run(&transport, &list, run_options, &mut reporters)
-        .await
-        .expect("run");
+    let tally = run(&transport, &list, run_options, &mut reporters).await;
     let outcomes = tally.jobs().filter_map(|r| r.outcome.clone()).collect();
     (outcomes, recorder)
 }

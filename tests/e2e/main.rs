@@ -5,6 +5,7 @@ mod cli;
 mod docker;
 mod env;
 mod harness;
+mod inputs;
 mod platforms;
 mod registry;
 mod resume;

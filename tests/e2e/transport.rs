@@ -53,9 +53,7 @@ async fn run_jobs_at(
         jobs: at_once,
         per_registry: at_once,
     };
-    run(transport, jobs, options, &mut reporters)
-        .await
-        .expect("run")
+    run(transport, jobs, options, &mut reporters).await
 }
 
 fn outcomes(tally: &Tally) -> Vec<Outcome> {
