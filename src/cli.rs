@@ -80,6 +80,19 @@ pub struct Selection {
     pub shard: Option<Shard>,
 }
 
+/// How a sync copies and what it remembers: shared by `sync` and `plan`, whose decisions
+/// depend on both.
+#[derive(Debug, Clone, Args)]
+pub struct Copying {
+    /// `docker` (pull/tag/push through the daemon) or `registry` (direct, digests kept).
+    #[arg(long, value_enum, default_value = "docker")]
+    pub transport: TransportArg,
+
+    /// State file recording what was pushed where.
+    #[arg(long, default_value = ".ferry/state.json")]
+    pub state: PathBuf,
+}
+
 /// `ferry sync`.
 #[derive(Debug, Clone, Args)]
 pub struct SyncArgs {
@@ -87,9 +100,9 @@ pub struct SyncArgs {
     #[command(flatten)]
     pub selection: Selection,
 
-    /// `docker` (pull/tag/push through the daemon) or `registry` (direct, digests kept).
-    #[arg(long, value_enum, default_value = "docker")]
-    pub transport: TransportArg,
+    /// Transport and state.
+    #[command(flatten)]
+    pub copying: Copying,
 
     /// Images copied at once.
     #[arg(long, short = 'j', default_value_t = 4)]
@@ -115,10 +128,6 @@ pub struct SyncArgs {
     /// Run the jobs of a plan written by `ferry plan --json` instead of planning again.
     #[arg(long, value_name = "FILE")]
     pub plan: Option<PathBuf>,
-
-    /// State file recording what was pushed where.
-    #[arg(long, default_value = ".ferry/state.json")]
-    pub state: PathBuf,
 }
 
 /// `ferry plan`.
@@ -135,6 +144,10 @@ pub struct PlanArgs {
     /// Print the plan as JSON (input for `ferry sync --plan FILE`).
     #[arg(long)]
     pub json: bool,
+
+    /// Transport and state: what a sync with the same flags would decide.
+    #[command(flatten)]
+    pub copying: Copying,
 }
 
 /// `ferry map`.
@@ -293,7 +306,7 @@ mod tests {
         };
         assert_eq!(sync.selection.images, vec!["nginx:1.25"]);
         assert_eq!(sync.selection.stage, Stage::Private);
-        assert_eq!(sync.transport, TransportArg::Registry);
+        assert_eq!(sync.copying.transport, TransportArg::Registry);
         assert_eq!(sync.selection.platform.len(), 2);
         assert_eq!(
             sync.selection.shard.map(|s| s.to_string()).as_deref(),

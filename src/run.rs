@@ -1,36 +1,38 @@
 //! Runs a list of jobs: concurrency, per-registry limits, failure isolation, events.
 //!
-//! Owns scheduling only. It must not know how an image is copied (that is the
-//! [`Transport`]'s job) nor how anything is shown (that is `report`'s).
+//! Owns scheduling only. It must not know how an image is copied or decided (that is the
+//! [`Worker`]'s job) nor how anything is shown: events go into an [`event::Sender`] that
+//! `report` subscribes to.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
 
 use futures::{FutureExt, StreamExt};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::Semaphore;
 
-use crate::event::{Event, JobId, LayerStatus, Outcome};
+use crate::event::{self, Event, JobEvents, Outcome};
 use crate::plan::Job;
-use crate::report::{Reporters, Tally};
 
-/// Copies one job's image. Implementations turn their own errors into
-/// [`Outcome::Failed`] with a one-line message naming image, registry and cause.
-pub trait Transport: Sync {
-    /// Copies (or skips) one job, reporting progress through `events`.
-    fn copy(&self, job: &Job, events: &JobEvents) -> impl Future<Output = Outcome> + Send;
+/// Does one job: decides it and carries it out (a mirror copy, a build). Implementations
+/// turn their own errors into [`Outcome::Failed`] with one line naming image, registry and
+/// cause.
+pub trait Worker: Sync {
+    /// Works on one job, reporting progress through `events`.
+    fn work(&self, job: &Job, events: &JobEvents) -> impl Future<Output = Outcome> + Send;
 }
 
 /// Limits of one run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RunOptions {
     /// Jobs running at once.
     pub jobs: usize,
-    /// Jobs touching one registry (as source or target) at once.
+    /// Jobs writing to one target registry at once, unless `per_target` says otherwise.
     pub per_registry: usize,
+    /// Jobs writing to a given target registry at once (auth.yaml `max_concurrency`).
+    pub per_target: HashMap<String, usize>,
 }
 
 impl Default for RunOptions {
@@ -38,122 +40,76 @@ impl Default for RunOptions {
         RunOptions {
             jobs: 4,
             per_registry: 4,
+            per_target: HashMap::new(),
         }
     }
 }
 
-/// The event sender of one job, handed to the transport.
-#[derive(Debug, Clone)]
-pub struct JobEvents {
-    job: JobId,
-    tx: mpsc::UnboundedSender<Event>,
-}
-
-impl JobEvents {
-    /// A sender for `job` into `tx`.
-    pub fn new(job: JobId, tx: mpsc::UnboundedSender<Event>) -> Self {
-        JobEvents { job, tx }
-    }
-
-    /// The job these events belong to.
-    pub fn job(&self) -> JobId {
-        self.job
-    }
-
-    /// Reports progress of one layer.
-    pub fn layer(&self, layer: &str, status: LayerStatus, current: u64, total: Option<u64>) {
-        self.send(Event::Layer {
-            job: self.job,
-            layer: layer.to_owned(),
-            status,
-            current,
-            total,
-        });
-    }
-
-    /// Reports that a request is tried again after `wait`.
-    pub fn retrying(&self, attempt: u32, wait: Duration, cause: &str) {
-        self.send(Event::Retrying {
-            job: self.job,
-            attempt,
-            wait,
-            cause: cause.to_owned(),
-        });
-    }
-
-    /// Reports one line of output of the job's work (a build step).
-    pub fn log(&self, line: &str) {
-        self.send(Event::Log {
-            job: self.job,
-            line: line.to_owned(),
-        });
-    }
-
-    fn send(&self, event: Event) {
-        // The receiver lives until every job finished; a send can only fail after that.
-        let _ = self.tx.send(event);
-    }
-}
-
-/// Runs every job, never stopping at a failure (of a job or of a reporter's output), and
-/// returns the tally of outcomes. Jobs start in the given order (the plan orders them by
+/// Runs every job, never stopping at a failure, sending every event into `events`; the
+/// outcomes in job order. Jobs start in the given order (the plan orders them by
 /// repository for the layer cache).
-pub async fn run<T: Transport>(
-    transport: &T,
+pub async fn run<W: Worker>(
+    worker: &W,
     jobs: &[Job],
-    options: RunOptions,
-    reporters: &mut Reporters,
-) -> Tally {
-    let started = Instant::now();
-    let limits = RegistryLimits::new(options.per_registry.max(1));
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    options: &RunOptions,
+    events: &event::Sender,
+) -> Vec<Outcome> {
+    map(jobs, options, |id, job| async move {
+        let job_events = events.job(id);
+        let begun = Instant::now();
+        job_events.send(Event::Started {
+            job: id,
+            source: job.source.to_string(),
+            target: job.target.to_string(),
+        });
+        // A bug in one job (a panic) fails that job; the others go on.
+        let work = event::scope(job_events.clone(), worker.work(job, &job_events));
+        let outcome = AssertUnwindSafe(work)
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| Outcome::Failed {
+                error: format!(
+                    "{} -> {}: internal error: {}",
+                    job.source,
+                    job.target,
+                    panic_message(panic.as_ref())
+                ),
+            });
+        job_events.send(Event::Finished {
+            job: id,
+            outcome: outcome.clone(),
+            elapsed: begun.elapsed(),
+        });
+        outcome
+    })
+    .await
+}
 
-    let work = {
-        let tx = tx.clone();
-        let limits = &limits;
-        async move {
-            futures::stream::iter(jobs.iter().enumerate())
-                .for_each_concurrent(options.jobs.max(1), |(id, job)| {
-                    let events = JobEvents::new(id, tx.clone());
-                    async move {
-                        let _permits = limits.acquire(job).await;
-                        let begun = Instant::now();
-                        events.send(Event::Started {
-                            job: id,
-                            source: job.source.to_string(),
-                            target: job.target.to_string(),
-                        });
-                        // A bug in one job (a panic) fails that job; the others go on.
-                        let outcome = AssertUnwindSafe(transport.copy(job, &events))
-                            .catch_unwind()
-                            .await
-                            .unwrap_or_else(|panic| Outcome::Failed {
-                                error: format!(
-                                    "{} -> {}: internal error: {}",
-                                    job.source,
-                                    job.target,
-                                    panic_message(panic.as_ref())
-                                ),
-                            });
-                        events.send(Event::Finished {
-                            job: id,
-                            outcome,
-                            elapsed: begun.elapsed(),
-                        });
-                    }
-                })
-                .await;
-        }
-    };
-    drop(tx);
-
-    let render = async {
-        while let Some(event) = rx.recv().await {
-            reporters.event(&event);
-        }
-    };
-    tokio::join!(work, render);
-    reporters.finish(started.elapsed()).clone()
+/// `f` over every job under the run's limits (jobs at once, jobs per target registry);
+/// results in job order. A job waiting for its target registry holds no run slot, so one
+/// slow registry never starves the others. `ferry plan` decides with it under the same
+/// limits as a sync.
+pub async fn map<'a, T, F, Fut>(jobs: &'a [Job], options: &RunOptions, f: F) -> Vec<T>
+where
+    F: Fn(usize, &'a Job) -> Fut,
+    Fut: Future<Output = T>,
+{
+    let limits = RegistryLimits::new(options);
+    let slots = Semaphore::new(options.jobs.max(1));
+    let (limits, slots, f) = (&limits, &slots, &f);
+    let mut results: Vec<(usize, T)> = jobs
+        .iter()
+        .enumerate()
+        .map(|(id, job)| async move {
+            let _target = limits.acquire(job).await;
+            let _slot = slots.acquire().await;
+            (id, f(id, job).await)
+        })
+        .collect::<futures::stream::FuturesUnordered<_>>()
+        .collect()
+        .await;
+    results.sort_by_key(|(id, _)| *id);
+    results.into_iter().map(|(_, result)| result).collect()
 }
 
 /// The text of a panic payload (`&str` or `String`), else a placeholder.
@@ -165,16 +121,18 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "panic".to_owned())
 }
 
-/// One semaphore per registry host, shared by source and target sides.
+/// One semaphore per target registry host.
 struct RegistryLimits {
     per_registry: usize,
+    per_target: HashMap<String, usize>,
     semaphores: std::sync::Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
 impl RegistryLimits {
-    fn new(per_registry: usize) -> Self {
+    fn new(options: &RunOptions) -> Self {
         RegistryLimits {
-            per_registry,
+            per_registry: options.per_registry.max(1),
+            per_target: options.per_target.clone(),
             semaphores: std::sync::Mutex::new(HashMap::new()),
         }
     }
@@ -184,41 +142,43 @@ impl RegistryLimits {
             .semaphores
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let limit = self
+            .per_target
+            .get(registry)
+            .copied()
+            .unwrap_or(self.per_registry)
+            .max(1);
         map.entry(registry.to_owned())
-            .or_insert_with(|| Arc::new(Semaphore::new(self.per_registry)))
+            .or_insert_with(|| Arc::new(Semaphore::new(limit)))
             .clone()
     }
 
-    /// Takes a permit for each distinct registry of the job, in name order (no deadlock).
-    async fn acquire(&self, job: &Job) -> Vec<tokio::sync::OwnedSemaphorePermit> {
-        let mut registries = vec![job.source.registry(), job.target.registry()];
-        registries.sort_unstable();
-        registries.dedup();
-        let mut permits = Vec::with_capacity(registries.len());
-        for registry in registries {
-            if let Ok(permit) = self.semaphore(registry).acquire_owned().await {
-                permits.push(permit);
-            }
-        }
-        permits
+    /// A permit of the job's target registry.
+    async fn acquire(&self, job: &Job) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.semaphore(job.target.registry())
+            .acquire_owned()
+            .await
+            .ok()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::EventLog;
+    use crate::event::LayerStatus;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
 
-    /// Fails jobs whose source tag is `bad`, tracks the most jobs in flight per registry.
+    /// Fails jobs whose source tag is `bad`, panics on `panic`, tracks the most jobs in
+    /// flight.
     #[derive(Default)]
-    struct FakeTransport {
+    struct FakeWorker {
         in_flight: AtomicUsize,
         peak: AtomicUsize,
     }
 
-    impl Transport for FakeTransport {
-        async fn copy(&self, job: &Job, events: &JobEvents) -> Outcome {
+    impl Worker for FakeWorker {
+        async fn work(&self, job: &Job, events: &JobEvents) -> Outcome {
             let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.peak.fetch_max(now, Ordering::SeqCst);
             events.layer("sha256:aa", LayerStatus::Pushing, 10, Some(10));
@@ -249,30 +209,41 @@ mod tests {
         )
     }
 
+    async fn collect(mut receiver: event::Receiver) -> Vec<Event> {
+        let mut events = Vec::new();
+        while let Some(event) = receiver.recv().await {
+            events.push(event);
+        }
+        events
+    }
+
     #[tokio::test]
     async fn a_failure_never_stops_the_other_jobs() {
         let jobs: Vec<Job> = ["1", "bad", "3", "panic", "5"]
             .iter()
             .map(|t| job(&format!("src.io/app:{t}"), &format!("dst.io/app:{t}")))
             .collect();
-        let log = EventLog::default();
-        let mut reporters = Reporters::default();
-        reporters.push(Box::new(log.clone()));
-        let transport = FakeTransport::default();
+        let worker = FakeWorker::default();
         let options = RunOptions {
             jobs: 2,
             per_registry: 8,
+            ..RunOptions::default()
         };
-        let tally = run(&transport, &jobs, options, &mut reporters).await;
-        let totals = tally.totals();
-        assert_eq!((totals.copied, totals.failed), (3, 2));
-        let panicked = tally.job(3).and_then(|r| r.outcome.clone());
+        let (sender, receiver) = event::channel();
+        let outcomes = run(&worker, &jobs, &options, &sender).await;
+        drop(sender);
+        let copied = outcomes
+            .iter()
+            .filter(|o| matches!(o, Outcome::Copied { .. }))
+            .count();
+        assert_eq!((copied, outcomes.len()), (3, 5));
         assert!(
-            matches!(&panicked, Some(Outcome::Failed { error }) if error.contains("internal error: a bug in one job")),
-            "{panicked:?}"
+            matches!(&outcomes[3], Outcome::Failed { error } if error.contains("internal error: a bug in one job")),
+            "{:?}",
+            outcomes[3]
         );
-        assert!(transport.peak.load(Ordering::SeqCst) <= 2);
-        let events = log.events();
+        assert!(worker.peak.load(Ordering::SeqCst) <= 2);
+        let events = collect(receiver).await;
         for id in 0..jobs.len() {
             let of_job: Vec<&Event> = events
                 .iter()
@@ -297,21 +268,24 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn one_registry_is_limited_while_others_proceed() {
-        let jobs: Vec<Job> = (0..6)
+    async fn one_target_registry_is_limited_while_others_proceed() {
+        let mut jobs: Vec<Job> = (0..6)
             .map(|i| job(&format!("src.io/app:{i}"), &format!("dst.io/app:{i}")))
             .collect();
-        let transport = FakeTransport::default();
+        jobs.extend((0..6).map(|i| job(&format!("src.io/app:{i}"), &format!("b.io/app:{i}"))));
+        let worker = FakeWorker::default();
         let options = RunOptions {
-            jobs: 6,
-            per_registry: 1,
+            jobs: 12,
+            per_registry: 6,
+            per_target: HashMap::from([("dst.io".to_owned(), 1), ("b.io".to_owned(), 2)]),
         };
-        let tally = run(&transport, &jobs, options, &mut Reporters::default()).await;
-        assert_eq!(tally.totals().copied, 6);
+        let (sender, _receiver) = event::channel();
+        let outcomes = run(&worker, &jobs, &options, &sender).await;
+        assert_eq!(outcomes.len(), 12);
         assert_eq!(
-            transport.peak.load(Ordering::SeqCst),
-            1,
-            "all jobs share src.io"
+            worker.peak.load(Ordering::SeqCst),
+            3,
+            "one job for dst.io and two for b.io at a time, whatever --jobs says"
         );
     }
 }

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::BuildMode;
+use crate::event::SkipReason;
 
 /// Label holding the manifest digest of the base image the extension was built on.
 pub const LABEL_BASE_DIGEST: &str = "io.ferry.base.digest";
@@ -51,7 +52,7 @@ pub enum Decision {
     /// Build, because …
     Build(String),
     /// Skip, because …
-    Skip(String),
+    Skip(SkipReason),
 }
 
 /// How one job is asked for.
@@ -79,7 +80,7 @@ pub fn decide(request: Request, target: &Target, wanted: &Fingerprint) -> Decisi
     };
     match request.mode {
         BuildMode::Once if request.named => build("named"),
-        BuildMode::Once => Decision::Skip("exists (mode once)".to_owned()),
+        BuildMode::Once => Decision::Skip(SkipReason::BuildExists),
         BuildMode::Continuous => {
             let differs =
                 |key: &str, value: &str| labels.get(key).map(String::as_str) != Some(value);
@@ -89,7 +90,7 @@ pub fn decide(request: Request, target: &Target, wanted: &Fingerprint) -> Decisi
                 (true, true) => build("base and context changed"),
                 (true, false) => build("base changed"),
                 (false, true) => build("context changed"),
-                (false, false) => Decision::Skip("unchanged: base and context".to_owned()),
+                (false, false) => Decision::Skip(SkipReason::BuildUnchanged),
             }
         }
     }
@@ -125,7 +126,10 @@ mod tests {
         let unlabelled = Target::Present(BTreeMap::new());
         let missing = Target::Missing;
         let build = |why: &str| Decision::Build(why.to_owned());
-        let skip = |why: &str| Decision::Skip(why.to_owned());
+        let skip = |why: &str| match why {
+            "exists (mode once)" => Decision::Skip(SkipReason::BuildExists),
+            _ => Decision::Skip(SkipReason::BuildUnchanged),
+        };
         #[rustfmt::skip]
         let table = [
             // mode, named, force, target, decision
@@ -174,7 +178,7 @@ mod tests {
                 &Target::Present(labels),
                 &wanted()
             ),
-            Decision::Skip("unchanged: base and context".to_owned())
+            Decision::Skip(SkipReason::BuildUnchanged)
         );
     }
 }

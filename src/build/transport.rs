@@ -15,10 +15,11 @@ use super::target::{self, ReadError};
 use super::BuildOptions;
 use crate::config::{BuildImage, BuildMode};
 use crate::docker::{BuildContext, BuildRequest, DockerApi, DockerError, DockerEvent, EventSink};
+use crate::event::JobEvents;
 use crate::event::Outcome;
 use crate::plan::Job;
 use crate::registry::{RegistryClient, RegistryError};
-use crate::run::{JobEvents, Transport};
+use crate::run::Worker;
 use crate::state::State;
 use crate::transport::docker::{pull_image, registry_auth, retry, LayerSink};
 
@@ -161,10 +162,7 @@ impl<D: DockerApi> BuildTransport<D> {
         }
         let push_auth = registry_auth(&self.target, &job.target).await?;
         let pushed = LayerSink::new(events);
-        let digest = retry(events, || {
-            self.docker.push(&job.target, push_auth.as_ref(), &pushed)
-        })
-        .await?;
+        let digest = retry(|| self.docker.push(&job.target, push_auth.as_ref(), &pushed)).await?;
         Ok(Outcome::Copied {
             note: None,
             bytes: pulled + pushed.bytes(),
@@ -173,8 +171,8 @@ impl<D: DockerApi> BuildTransport<D> {
     }
 }
 
-impl<D: DockerApi> Transport for BuildTransport<D> {
-    async fn copy(&self, job: &Job, events: &JobEvents) -> Outcome {
+impl<D: DockerApi> Worker for BuildTransport<D> {
+    async fn work(&self, job: &Job, events: &JobEvents) -> Outcome {
         let Some(entry) = self.entries.get(&job.target.to_string()) else {
             return Outcome::Failed {
                 error: format!(

@@ -5,15 +5,16 @@
 
 use std::io::Write;
 
-use super::sync::reporters;
+use super::sync::{reporters, run_reported, warn_reporter_failures};
 use super::{client, daemon_and_state, io, CommandError, EXIT_FAILED, EXIT_OK};
 use crate::build::{self, BuildOptions, BuildTransport};
 use crate::cli::BuildArgs;
 use crate::config::Config;
 use crate::credentials::Side;
+use crate::event::Outcome;
 use crate::plan::Job;
 use crate::registry::ClientOptions;
-use crate::run::{run as run_jobs, RunOptions};
+use crate::run::RunOptions;
 
 /// Builds the selected entries; exit 1 when any build failed.
 pub async fn run(
@@ -42,12 +43,15 @@ pub async fn run(
     let options = RunOptions {
         jobs: 2,
         per_registry: 2,
+        ..RunOptions::default()
     };
-    let tally = run_jobs(&transport, &jobs, options, &mut reporters).await;
-    super::sync::warn_reporter_failures(&mut reporters);
-    Ok(if tally.totals().failed > 0 {
-        EXIT_FAILED
-    } else {
-        EXIT_OK
-    })
+    let outcomes = run_reported(&transport, &jobs, &[], &options, &mut reporters).await;
+    warn_reporter_failures(&mut reporters);
+    Ok(
+        if outcomes.iter().any(|o| matches!(o, Outcome::Failed { .. })) {
+            EXIT_FAILED
+        } else {
+            EXIT_OK
+        },
+    )
 }

@@ -4,21 +4,24 @@
 
 use std::io::Write;
 
+use std::sync::Arc;
+
 use super::resolve;
+use super::sync::{load_state, writes};
 use super::{client, io, CommandError, EXIT_FAILED, EXIT_OK};
 use crate::cli::{PlanArgs, Selection};
 use crate::config::selection::TagSet;
 use crate::config::Config;
-use crate::plan::{self, Job, Request};
+use crate::credentials::Side;
+use crate::decide::{Action, Decider};
+use crate::plan::{self, Job, Request, Unresolved};
 use crate::platform::Platform;
-use crate::registry::{ClientOptions, RegistryClient};
+use crate::registry::ClientOptions;
 use crate::rules::Stage;
-use crate::state::State;
+use crate::run::{self, RunOptions};
 
-/// The state file `plan` consults to recognise docker-transport copies.
-const STATE_FILE: &str = ".ferry/state.json";
-
-/// Prints the plan of a stage.
+/// Prints the plan of a stage: online, the decision a sync with the same flags would take
+/// for every job (the same [`Decider`]); offline, the configured selections.
 pub async fn run(
     config: &Config,
     args: &PlanArgs,
@@ -38,28 +41,51 @@ pub async fn run(
     if args.json {
         serde_json::to_writer_pretty(&mut *out, &jobs).map_err(|e| io(e.into()))?;
         writeln!(out).map_err(io)?;
-    } else {
-        let (state, _) = State::load(std::path::Path::new(STATE_FILE));
-        for job in &jobs {
-            let (action, reason) = why(&client, &state, job).await;
-            writeln!(
-                out,
-                "{action:<5} {} -> {}  ({reason}){}",
-                job.source,
-                job.target,
-                platform_list(&job.platforms)
-            )
-            .map_err(io)?;
+        for failed in &unresolved {
+            eprintln!("ferry: {}: {}", failed.source, failed.error);
         }
+        return Ok(if unresolved.is_empty() {
+            EXIT_OK
+        } else {
+            EXIT_FAILED
+        });
     }
-    for failed in &unresolved {
-        writeln!(out, "error {}: {}", failed.source, failed.error).map_err(io)?;
+    let state = Arc::new(load_state(&args.copying.state));
+    let target = client.for_side(Side::Target);
+    let decider = Decider::new(client, target, state, writes(args.copying.transport), false);
+    print_decisions(&decider, &jobs, &unresolved, &RunOptions::default(), out).await
+}
+
+/// Decides every job under the run's limits and prints one line each, then the entries
+/// whose tags could not be listed; exit 1 when any job or entry cannot be done.
+pub(super) async fn print_decisions(
+    decider: &Decider,
+    jobs: &[Job],
+    unresolved: &[Unresolved],
+    options: &RunOptions,
+    out: &mut (dyn Write + Send),
+) -> Result<u8, CommandError> {
+    let actions = run::map(jobs, options, |_, job| decider.decide(job)).await;
+    let mut failed = !unresolved.is_empty();
+    for (job, action) in jobs.iter().zip(&actions) {
+        let route = format!("{} -> {}", job.source, job.target);
+        let line = match action {
+            Action::Copy { why, source } => {
+                let note = source.note().map(|n| format!("; {n}")).unwrap_or_default();
+                format!("copy  {route}  ({why}{note}){}", platform_list(job))
+            }
+            Action::Skip(reason) => format!("skip  {route}  ({reason})"),
+            Action::Fail(cause) => {
+                failed = true;
+                format!("error {route}: {cause}")
+            }
+        };
+        writeln!(out, "{line}").map_err(io)?;
     }
-    Ok(if unresolved.is_empty() {
-        EXIT_OK
-    } else {
-        EXIT_FAILED
-    })
+    for entry in unresolved {
+        writeln!(out, "error {}: {}", entry.source, entry.error).map_err(io)?;
+    }
+    Ok(if failed { EXIT_FAILED } else { EXIT_OK })
 }
 
 /// What `--images`, `--platform` and `--shard` ask for.
@@ -105,10 +131,7 @@ fn offline(
         let entry = &route.entry;
         let source = &route.from;
         for target in route.targets(config, &entry.source, stage)? {
-            let platforms = match entry.all_platforms {
-                true => " [all platforms]".to_owned(),
-                false => platform_list(&entry.platforms),
-            };
+            let platforms = platforms_of(&entry.platforms, entry.all_platforms);
             writeln!(
                 out,
                 "copy  {source} [{}] -> {target}{platforms}",
@@ -120,35 +143,19 @@ fn offline(
     Ok(EXIT_OK)
 }
 
-/// Whether a job would copy, and why: the target is missing, differs, or already matches
-/// (same digest, or the digest the state file recorded for a docker-transport push).
-async fn why(client: &RegistryClient, state: &State, job: &Job) -> (&'static str, String) {
-    let source = match client.head_manifest(&job.source).await {
-        Ok(Some(head)) => head.digest,
-        Ok(None) => return ("error", "source not found".to_owned()),
-        Err(e) => return ("error", e.to_string()),
-    };
-    let target = match client.head_manifest(&job.target).await {
-        Ok(Some(head)) => head.digest,
-        Ok(None) => return ("copy", "new".to_owned()),
-        Err(e) => return ("copy", format!("target not checked: {e}")),
-    };
-    match (source, target) {
-        (Some(s), Some(t)) if s == t => ("skip", "unchanged".to_owned()),
-        (Some(s), Some(t))
-            if state.pushed(&job.target.to_string(), &s).as_deref() == Some(t.as_str()) =>
-        {
-            ("skip", "unchanged, pushed through the daemon".to_owned())
-        }
-        _ => ("copy", "target differs".to_owned()),
+/// ` [linux/amd64,linux/arm64]`, ` [all platforms]`, or nothing when every Linux platform
+/// is meant.
+fn platforms_of(platforms: &[Platform], all: bool) -> String {
+    if all {
+        return " [all platforms]".to_owned();
     }
-}
-
-/// ` [linux/amd64,linux/arm64]`, or nothing when every Linux platform is meant.
-fn platform_list(platforms: &[Platform]) -> String {
     if platforms.is_empty() {
         return String::new();
     }
     let list: Vec<String> = platforms.iter().map(Platform::to_string).collect();
     format!(" [{}]", list.join(","))
+}
+
+fn platform_list(job: &Job) -> String {
+    platforms_of(&job.platforms, job.all_platforms)
 }

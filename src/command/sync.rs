@@ -6,21 +6,25 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use super::plan::request;
-use super::{client, daemon_and_state, io, resolve, CommandError, EXIT_FAILED, EXIT_OK};
+use super::plan::{print_decisions, request};
+use super::{client, daemon_and_state, resolve, CommandError, EXIT_FAILED, EXIT_OK};
 use crate::cache::{self, BlobCache};
 use crate::cli::{SyncArgs, TransportArg};
 use crate::config::Config;
 use crate::credentials::Side;
-use crate::event::{Event, Outcome};
+use crate::decide::{Decider, Writes};
+use crate::event::{self, Event, Outcome};
 use crate::plan::{self, Job, Unresolved};
 use crate::registry::{ClientOptions, RegistryClient};
 use crate::report::{GithubReporter, HumanReporter, JsonReporter, Reporters, TeamcityReporter};
-use crate::run::{run as run_jobs, RunOptions};
+use crate::run::{run as run_jobs, RunOptions, Worker};
+use crate::state::State;
 use crate::transport::docker::DockerTransport;
 use crate::transport::registry::RegistryTransport;
+use crate::transport::Mirror;
 
 /// Budget of the daemon layer cache unless `FERRY_CACHE_MAX_SIZE` says otherwise.
 pub const DEFAULT_CACHE_MAX_SIZE: &str = "20GiB";
@@ -35,70 +39,100 @@ pub async fn run(
     if args.plan.is_none() && args.selection.images.is_empty() {
         super::require_images(config)?;
     }
-    if args.transport == TransportArg::Docker {
+    let transport = args.copying.transport;
+    if transport == TransportArg::Docker {
         docker_carries_linux_only(config, args)?;
     }
     let (jobs, unresolved, client) = jobs(config, args).await?;
     if let Some(job) = jobs.iter().find(|j| j.all_platforms) {
-        if args.transport == TransportArg::Docker {
+        if transport == TransportArg::Docker {
             return Err(CommandError::Usage(format!(
                 "{}: every platform needs --transport registry: the daemon pulls Linux images only",
                 job.source
             )));
         }
     }
-    if args.dry_run {
-        for job in &jobs {
-            writeln!(out, "would copy {} -> {}", job.source, job.target).map_err(io)?;
-        }
-        for failed in &unresolved {
-            writeln!(out, "error {}: {}", failed.source, failed.error).map_err(io)?;
-        }
-        return Ok(if unresolved.is_empty() {
-            EXIT_OK
-        } else {
-            EXIT_FAILED
-        });
-    }
-    let mut reporters = reporters(args.report.as_deref())?;
-    report_unresolved(&mut reporters, jobs.len(), &unresolved);
     let options = RunOptions {
         jobs: args.jobs.max(1),
         per_registry: args.jobs.max(1),
+        ..RunOptions::default()
     };
     let target = client.for_side(Side::Target);
-    let tally = match args.transport {
+    if args.dry_run {
+        let state = Arc::new(load_state(&args.copying.state));
+        let decider = Decider::new(client, target, state, writes(transport), args.force);
+        return print_decisions(&decider, &jobs, &unresolved, &options, out).await;
+    }
+    let mut reporters = reporters(args.report.as_deref())?;
+    let outcomes = match transport {
         TransportArg::Registry => {
-            let blobs = BlobCache::new(&blob_dir(&args.state));
-            let transport = RegistryTransport::new(client, target, blobs.clone(), args.force);
-            let tally = run_jobs(&transport, &jobs, options, &mut reporters).await;
+            let state = Arc::new(load_state(&args.copying.state));
+            let decider = Decider::new(
+                client.clone(),
+                target.clone(),
+                state.clone(),
+                writes(transport),
+                args.force,
+            );
+            let blobs = BlobCache::new(&blob_dir(&args.copying.state));
+            let copier = RegistryTransport::new(client, target, blobs.clone(), state, args.force);
+            let work = Mirror::new(&decider, &copier);
+            let outcomes = run_reported(&work, &jobs, &unresolved, &options, &mut reporters).await;
             match blobs.prune(max_cache) {
                 Ok(freed) if freed > 0 => tracing::info!("blob cache: freed {freed} bytes"),
                 Ok(_) => {}
                 Err(error) => tracing::warn!("blob cache not pruned: {error}"),
             }
-            tally
+            outcomes
         }
         TransportArg::Docker => {
-            let (engine, state) = daemon_and_state(&args.state).await?;
-            let transport =
-                DockerTransport::new(engine.clone(), client, target, state.clone(), args.force);
-            let tally = run_jobs(&transport, &jobs, options, &mut reporters).await;
+            let (engine, state) = daemon_and_state(&args.copying.state).await?;
+            let decider = Decider::new(
+                client.clone(),
+                target.clone(),
+                state.clone(),
+                writes(transport),
+                args.force,
+            );
+            let copier = DockerTransport::new(engine.clone(), client, target, state.clone());
+            let work = Mirror::new(&decider, &copier);
+            let outcomes = run_reported(&work, &jobs, &unresolved, &options, &mut reporters).await;
             match cache::prune_images(&engine, &state, max_cache).await {
                 Ok(freed) if freed > 0 => tracing::info!("layer cache: freed {freed} bytes"),
                 Ok(_) => {}
                 Err(error) => tracing::warn!("layer cache not pruned: {error}"),
             }
-            tally
+            outcomes
         }
     };
     warn_reporter_failures(&mut reporters);
-    // Unresolved entries were reported as failed jobs: the tally counts them.
-    Ok(if tally.totals().failed > 0 {
+    let failed = outcomes.iter().any(|o| matches!(o, Outcome::Failed { .. }));
+    Ok(if failed || !unresolved.is_empty() {
         EXIT_FAILED
     } else {
         EXIT_OK
     })
+}
+
+/// Runs `jobs` with `worker` while `reporters` render every event (the entries whose tags
+/// could not be listed first, as failed jobs); the outcomes in job order.
+pub(super) async fn run_reported<W: Worker>(
+    worker: &W,
+    jobs: &[Job],
+    unresolved: &[Unresolved],
+    options: &RunOptions,
+    reporters: &mut Reporters,
+) -> Vec<Outcome> {
+    let started = Instant::now();
+    let (events, receiver) = event::channel();
+    report_unresolved(&events, jobs.len(), unresolved);
+    let run = async {
+        let outcomes = run_jobs(worker, jobs, options, &events).await;
+        drop(events);
+        outcomes
+    };
+    let (outcomes, _) = tokio::join!(run, reporters.consume(receiver, started));
+    outcomes
 }
 
 /// One stderr line per reporter whose output failed, except a stdout that was closed on
@@ -109,6 +143,24 @@ pub(super) fn warn_reporter_failures(reporters: &mut Reporters) {
             eprintln!("ferry: {}: output failed: {}", failure.name, failure.error);
         }
     }
+}
+
+/// What a transport writes, for deciding whether a target is unchanged.
+pub(super) fn writes(transport: TransportArg) -> Writes {
+    match transport {
+        TransportArg::Registry => Writes::SourceBytes,
+        TransportArg::Docker => Writes::DaemonPush,
+    }
+}
+
+/// The state file; a damaged one is reported once and treated as empty (it costs time,
+/// never correctness).
+pub(super) fn load_state(path: &Path) -> State {
+    let (state, warning) = State::load(path);
+    if let Some(warning) = warning {
+        tracing::warn!("{warning}");
+    }
+    state
 }
 
 /// `--all-platforms` and `platforms: all` copy Windows entries too, which a Linux daemon
@@ -197,16 +249,16 @@ pub(super) fn reporters(report: Option<&Path>) -> Result<Reporters, CommandError
 }
 
 /// Entries whose tags could not be listed count as failed jobs in every report.
-fn report_unresolved(reporters: &mut Reporters, first_id: usize, unresolved: &[Unresolved]) {
+fn report_unresolved(events: &event::Sender, first_id: usize, unresolved: &[Unresolved]) {
     for (offset, failed) in unresolved.iter().enumerate() {
         let job = first_id + offset;
         let source = failed.source.to_string();
-        reporters.event(&Event::Started {
+        events.send(Event::Started {
             job,
             source: source.clone(),
             target: "(tags not listed)".to_owned(),
         });
-        reporters.event(&Event::Finished {
+        events.send(Event::Finished {
             job,
             outcome: Outcome::Failed {
                 error: format!("{source}: {}", failed.error),

@@ -149,6 +149,12 @@ impl DockerError {
     }
 }
 
+impl crate::retry::Retryable for DockerError {
+    fn is_retryable(&self) -> bool {
+        DockerError::is_retryable(self)
+    }
+}
+
 impl fmt::Display for DockerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let verb = match self.operation {

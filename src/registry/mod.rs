@@ -46,13 +46,13 @@ use url::Url;
 use crate::credentials::{CredentialError, CredentialStore, Credentials, HostSettings, Side};
 use crate::reference::Reference;
 
+pub use crate::retry::RetryPolicy;
 pub use blob::BlobStream;
 pub use error::{ErrorKind, OciError, RegistryError};
 pub use manifest::{
     Manifest, ManifestHead, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, MANIFEST_MEDIA_TYPES, OCI_INDEX,
     OCI_MANIFEST,
 };
-pub use retry::RetryPolicy;
 pub use upload::{BlobPush, BlobSource, MountOutcome, UploadSession};
 
 /// Tunables of a [`RegistryClient`].

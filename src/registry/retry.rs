@@ -1,98 +1,20 @@
-//! Retries: exponential backoff with jitter, honouring `Retry-After`, bounded in attempts
-//! and in the length of any one sleep.
+//! Registry errors under the shared [`crate::retry::RetryPolicy`]: which are worth another
+//! attempt, and the `Retry-After` a registry asked for.
 //!
-//! Owns the decision when and how long to wait; it must not rebuild request bodies itself:
-//! each attempt calls the operation again, which reopens its own (replayable) body.
+//! Owns reading `Retry-After`; the policy itself (when and how long) is `crate::retry`'s.
 
-use std::future::Future;
 use std::time::{Duration, SystemTime};
 
-use rand::Rng;
-
 use super::error::RegistryError;
+use crate::retry::Retryable;
 
-/// How often and how patiently to retry a failed request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Total attempts, the first included (1 = never retry).
-    pub max_attempts: u32,
-    /// Backoff before the second attempt; doubles each time.
-    pub base_delay: Duration,
-    /// Longest backoff sleep.
-    pub max_delay: Duration,
-    /// Longest `Retry-After` honoured (rate limits often ask for minutes); a registry that
-    /// asks for longer fails the image at once instead of stalling the run.
-    pub max_retry_after: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 5,
-            base_delay: Duration::from_millis(250),
-            max_delay: Duration::from_secs(30),
-            max_retry_after: Duration::from_secs(300),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// How long to wait before attempt `attempt + 1` after `error` on attempt `attempt`
-    /// (1-based), or `None` when the error is final or the attempts are used up.
-    pub fn delay_after(&self, attempt: u32, error: &RegistryError) -> Option<Duration> {
-        if attempt >= self.max_attempts || !error.is_retryable() {
-            return None;
-        }
-        match error.retry_after() {
-            Some(wait) if wait > self.max_retry_after => None,
-            Some(wait) => Some(wait),
-            None => Some(self.backoff(attempt)),
-        }
+impl Retryable for RegistryError {
+    fn is_retryable(&self) -> bool {
+        RegistryError::is_retryable(self)
     }
 
-    /// Jittered exponential backoff: half the doubled delay plus a random part of the other half.
-    pub fn backoff(&self, attempt: u32) -> Duration {
-        let exponent = attempt.saturating_sub(1).min(20);
-        let full = self
-            .base_delay
-            .saturating_mul(1u32 << exponent)
-            .min(self.max_delay);
-        let half = full / 2;
-        let jitter_ms = u64::try_from(half.as_millis()).unwrap_or(u64::MAX);
-        let jitter = if jitter_ms == 0 {
-            0
-        } else {
-            rand::rng().random_range(0..=jitter_ms)
-        };
-        half + Duration::from_millis(jitter)
-    }
-
-    /// Runs `operation` (given the 1-based attempt number) until it succeeds, fails with a
-    /// final error, or the attempts are used up.
-    pub async fn run<T, F, Fut>(&self, mut operation: F) -> Result<T, RegistryError>
-    where
-        F: FnMut(u32) -> Fut,
-        Fut: Future<Output = Result<T, RegistryError>>,
-    {
-        let mut attempt = 1;
-        loop {
-            match operation(attempt).await {
-                Ok(value) => return Ok(value),
-                Err(error) => match self.delay_after(attempt, &error) {
-                    Some(wait) => {
-                        tracing::warn!(
-                            error = %error,
-                            attempt,
-                            wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                            "retrying"
-                        );
-                        tokio::time::sleep(wait).await;
-                        attempt += 1;
-                    }
-                    None => return Err(error),
-                },
-            }
-        }
+    fn retry_after(&self) -> Option<Duration> {
+        RegistryError::retry_after(self)
     }
 }
 
@@ -109,35 +31,8 @@ pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retry_after_is_honoured_up_to_its_own_cap() {
-        let policy = RetryPolicy::default();
-        let limited = |seconds: u64| {
-            RegistryError::new(
-                "r.io",
-                None,
-                "GET",
-                super::super::ErrorKind::Status {
-                    status: 429,
-                    errors: Vec::new(),
-                    retry_after: Some(Duration::from_secs(seconds)),
-                },
-            )
-        };
-        assert_eq!(
-            policy.delay_after(1, &limited(90)),
-            Some(Duration::from_secs(90))
-        );
-        assert_eq!(
-            policy.delay_after(1, &limited(3600)),
-            None,
-            "an hour fails the image"
-        );
-        assert_eq!(policy.delay_after(5, &limited(1)), None, "attempts used up");
-    }
     use crate::registry::error::ErrorKind;
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use crate::retry::RetryPolicy;
 
     fn status(code: u16, retry_after: Option<Duration>) -> RegistryError {
         RegistryError::new(
@@ -168,62 +63,18 @@ mod tests {
     }
 
     #[test]
-    fn delays_are_bounded() {
+    fn registry_errors_drive_the_policy() {
         let policy = RetryPolicy::default();
-        for attempt in 1..10 {
-            assert!(policy.backoff(attempt) <= policy.max_delay);
-        }
         assert_eq!(
             policy.delay_after(1, &status(429, Some(Duration::from_secs(2)))),
             Some(Duration::from_secs(2))
         );
         assert_eq!(
             policy.delay_after(1, &status(429, Some(Duration::from_secs(3600)))),
-            None
-        );
-        assert_eq!(
-            policy.delay_after(5, &status(500, None)),
             None,
-            "attempts used up"
+            "an hour fails the image"
         );
-        assert_eq!(
-            policy.delay_after(1, &status(404, None)),
-            None,
-            "not retryable"
-        );
-    }
-
-    #[tokio::test]
-    async fn run_stops_at_success_or_final_error() {
-        let policy = RetryPolicy {
-            max_attempts: 4,
-            base_delay: Duration::from_millis(1),
-            max_delay: Duration::from_millis(5),
-            ..RetryPolicy::default()
-        };
-        let calls = AtomicU32::new(0);
-        let value = policy
-            .run(|attempt| {
-                calls.fetch_add(1, Ordering::SeqCst);
-                async move {
-                    if attempt < 3 {
-                        Err(status(503, None))
-                    } else {
-                        Ok(attempt)
-                    }
-                }
-            })
-            .await
-            .expect("third attempt succeeds");
-        assert_eq!((value, calls.load(Ordering::SeqCst)), (3, 3));
-        let calls = AtomicU32::new(0);
-        let err = policy
-            .run(|_| {
-                calls.fetch_add(1, Ordering::SeqCst);
-                async { Err::<(), _>(status(404, None)) }
-            })
-            .await
-            .expect_err("404 is final");
-        assert_eq!((err.status(), calls.load(Ordering::SeqCst)), (Some(404), 1));
+        assert!(policy.delay_after(1, &status(503, None)).is_some());
+        assert_eq!(policy.delay_after(1, &status(404, None)), None, "final");
     }
 }

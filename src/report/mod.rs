@@ -200,6 +200,19 @@ impl Reporters {
         &self.tally
     }
 
+    /// Renders every event from `events` until the run drops its last sender, then every
+    /// summary; the tally of the run.
+    pub async fn consume(
+        &mut self,
+        mut events: crate::event::Receiver,
+        started: std::time::Instant,
+    ) -> &Tally {
+        while let Some(event) = events.recv().await {
+            self.event(&event);
+        }
+        self.finish(started.elapsed())
+    }
+
     /// The reporters that stopped, with why; drains them.
     pub fn failures(&mut self) -> Vec<ReporterFailure> {
         self.reporters
@@ -289,7 +302,7 @@ pub(crate) mod tests {
             Event::Finished {
                 job: 1,
                 outcome: Outcome::Skipped {
-                    reason: "unchanged".into(),
+                    reason: crate::event::SkipReason::Unchanged,
                 },
                 elapsed: Duration::from_millis(10),
             },

@@ -6,35 +6,27 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::{other, outcome, CopyError};
+use super::{other, outcome, CopyError, Transport};
 use crate::credentials::Credentials;
+use crate::decide::{state_key, Content, Source};
 use crate::docker::{DockerApi, DockerError, DockerEvent, RegistryAuth};
-use crate::event::{LayerStatus, Outcome};
+use crate::event::{JobEvents, LayerStatus, Outcome};
 use crate::gates::Gates;
-use crate::manifest::{self, Child, Parsed};
+use crate::manifest::{self, Child};
 use crate::plan::Job;
 use crate::platform::Platform;
 use crate::reference::{Reference, DOCKER_HUB};
 use crate::registry::RegistryClient;
-use crate::run::{JobEvents, Transport};
+use crate::retry::RetryPolicy;
 use crate::state::State;
 
 /// Tag under which the platform images of a multi-platform copy are pushed before the
 /// manifest list takes the real tag; the distribution API cannot delete a tag afterwards,
 /// and tag selection never picks it up.
 pub use crate::select::STAGING_TAG;
-/// Attempts for one daemon pull or push on a retryable error.
-const ATTEMPTS: u32 = 3;
-
-/// What one source tag resolves to: one image, or the chosen Linux platforms of an index.
-enum Source {
-    Image,
-    Index { docker: bool, chosen: Vec<Child> },
-}
 
 /// Copies images by pulling, tagging and pushing through the daemon.
 pub struct DockerTransport<D: DockerApi> {
@@ -42,7 +34,6 @@ pub struct DockerTransport<D: DockerApi> {
     source: RegistryClient,
     target: RegistryClient,
     state: Arc<State>,
-    force: bool,
     /// One tag-and-push at a time per staging tag (repository and platform).
     staging: Gates<String>,
 }
@@ -55,48 +46,34 @@ impl<D: DockerApi> DockerTransport<D> {
         source: RegistryClient,
         target: RegistryClient,
         state: Arc<State>,
-        force: bool,
     ) -> Self {
         DockerTransport {
             docker,
             source,
             target,
             state,
-            force,
             staging: Gates::default(),
         }
     }
 
-    async fn copy_job(&self, job: &Job, events: &JobEvents) -> Result<Outcome, CopyError> {
-        // A no-op costs two HEADs: the state says this source digest was pushed to the
-        // target as some digest, and the target still serves that digest.
-        if !self.force {
-            let source = self.source.head_manifest(&job.source).await?;
-            let recorded = source
-                .and_then(|h| h.digest)
-                .and_then(|digest| self.state.pushed(&job.target.to_string(), &digest));
-            if let Some(pushed) = recorded {
-                let head = self.target.head_manifest(&job.target).await?;
-                if head.and_then(|h| h.digest).as_deref() == Some(pushed.as_str()) {
-                    return Ok(Outcome::Skipped {
-                        reason: "unchanged".to_owned(),
-                    });
-                }
-            }
-        }
-        let top = self.source.get_manifest(&job.source).await?;
-        let source = self.resolve(job, &top.media_type, &top.bytes).await?;
+    async fn copy_job(
+        &self,
+        job: &Job,
+        source: Source,
+        events: &JobEvents,
+    ) -> Result<Outcome, CopyError> {
         let pull_auth = self.auth(&self.source, &job.source).await?;
         let push_auth = self.auth(&self.target, &job.target).await?;
-        let (digest, bytes) = match source {
-            Source::Image => {
+        let top = &source.manifest;
+        let (digest, bytes) = match &source.content {
+            Content::Image(_) => {
                 let pinned = job.source.with_digest(&top.digest).map_err(other)?;
                 let pulled = self.pull(&pinned, None, pull_auth.as_ref(), events).await?;
                 self.docker.tag(&pinned.to_string(), &job.target).await?;
                 let (digest, pushed) = self.push(&job.target, push_auth.as_ref(), events).await?;
                 (digest, pulled + pushed)
             }
-            Source::Index { docker, chosen } => {
+            Content::Index { chosen, .. } => {
                 // Every platform at once: pulls and pushes of one tag overlap in the daemon.
                 let copies: Vec<_> = chosen
                     .iter()
@@ -113,6 +90,7 @@ impl<D: DockerApi> DockerTransport<D> {
                 let copied = futures::future::try_join_all(copies).await?;
                 let bytes = copied.iter().map(|(_, bytes)| bytes).sum();
                 let entries: Vec<Child> = copied.into_iter().map(|(entry, _)| entry).collect();
+                let docker = top.media_type == manifest::DOCKER_MANIFEST_LIST;
                 let (list, media_type) = manifest::build_list(docker, &entries)?;
                 let digest = self
                     .target
@@ -122,7 +100,7 @@ impl<D: DockerApi> DockerTransport<D> {
             }
         };
         self.state
-            .record_push(&job.target.to_string(), &top.digest, &digest)?;
+            .record_push(&state_key(job), &top.digest, &digest)?;
         Ok(Outcome::Copied {
             bytes,
             digest,
@@ -181,49 +159,6 @@ impl<D: DockerApi> DockerTransport<D> {
         }
     }
 
-    /// Which platforms to pull: skips sources without a (selected) Linux platform.
-    async fn resolve(
-        &self,
-        job: &Job,
-        media_type: &str,
-        bytes: &[u8],
-    ) -> Result<Source, CopyError> {
-        let selected = |p: &Platform| {
-            p.is_linux() && (job.platforms.is_empty() || job.platforms.iter().any(|w| w.selects(p)))
-        };
-        match manifest::parse(media_type, bytes)? {
-            Parsed::Index(children) => {
-                // Attestations describe images; the daemon cannot pull them.
-                let chosen: Vec<Child> = manifest::keep(&children, &job.platforms, false)
-                    .into_iter()
-                    .filter(|c| c.attests.is_none())
-                    .collect();
-                if chosen.is_empty() {
-                    return Err(CopyError::Skip("no selected Linux platform".to_owned()));
-                }
-                Ok(Source::Index {
-                    docker: media_type == manifest::DOCKER_MANIFEST_LIST,
-                    chosen,
-                })
-            }
-            Parsed::Image(parts) => {
-                let config = self
-                    .source
-                    .blob_bytes(&job.source, &parts.config.digest)
-                    .await?;
-                match manifest::config_platform(&config) {
-                    Some(p) if !p.is_linux() => {
-                        Err(CopyError::Skip(format!("no Linux platform ({p})")))
-                    }
-                    Some(p) if !selected(&p) => {
-                        Err(CopyError::Skip(format!("platform {p} not selected")))
-                    }
-                    _ => Ok(Source::Image),
-                }
-            }
-        }
-    }
-
     async fn pull(
         &self,
         image: &Reference,
@@ -250,7 +185,7 @@ impl<D: DockerApi> DockerTransport<D> {
         events: &JobEvents,
     ) -> Result<(String, u64), CopyError> {
         let sink = LayerSink::new(events);
-        let digest = retry(events, || self.docker.push(target, auth, &sink)).await?;
+        let digest = retry(|| self.docker.push(target, auth, &sink)).await?;
         Ok((digest, sink.bytes()))
     }
 
@@ -264,8 +199,8 @@ impl<D: DockerApi> DockerTransport<D> {
 }
 
 impl<D: DockerApi> Transport for DockerTransport<D> {
-    async fn copy(&self, job: &Job, events: &JobEvents) -> Outcome {
-        outcome(job, self.copy_job(job, events).await)
+    async fn copy(&self, job: &Job, source: Source, events: &JobEvents) -> Outcome {
+        outcome(job, self.copy_job(job, source, events).await)
     }
 }
 
@@ -308,7 +243,7 @@ pub(crate) async fn pull_image<D: DockerApi>(
         }
     }
     let sink = LayerSink::new(events);
-    let pulled = retry(events, || docker.pull(image, platform, auth, &sink)).await?;
+    let pulled = retry(|| docker.pull(image, platform, auth, &sink)).await?;
     if let Some(state) = state {
         if let Some(info) = docker.inspect(&key).await? {
             if pulled.downloaded || state.cached().contains_key(&info.id) {
@@ -336,24 +271,14 @@ fn staging_tag(platform: Option<&Platform>) -> String {
     }
 }
 
-/// Runs a daemon operation up to [`ATTEMPTS`] times while its error is retryable.
-pub(crate) async fn retry<T, F, Fut>(events: &JobEvents, mut operation: F) -> Result<T, DockerError>
+/// Runs a daemon operation under the daemon's retry policy; each retry is an event of
+/// the job running it.
+pub(crate) async fn retry<T, F, Fut>(mut operation: F) -> Result<T, DockerError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, DockerError>>,
 {
-    let mut attempt = 1;
-    loop {
-        match operation().await {
-            Err(error) if error.is_retryable() && attempt < ATTEMPTS => {
-                let wait = Duration::from_secs(1 << attempt);
-                attempt += 1;
-                events.retrying(attempt, wait, &error.to_string());
-                tokio::time::sleep(wait).await;
-            }
-            result => return result,
-        }
-    }
+    RetryPolicy::daemon().run(|_| operation()).await
 }
 
 /// Forwards daemon layer progress as job events and counts the bytes of finished layers.

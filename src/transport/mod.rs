@@ -1,13 +1,55 @@
-//! The two ways an image travels: through the Docker daemon, or registry to registry.
+//! The two ways an image travels: through the Docker daemon, or registry to registry; and
+//! [`Mirror`], the worker that decides a job, then has a transport carry it out.
 //!
 //! Owns the side effects of a copy. It must not choose what to copy (that is the plan's
-//! job) nor print anything (events go to `report`).
+//! job) nor whether (that is `decide`'s), nor print anything (events go to `report`).
 
 pub mod docker;
 pub mod registry;
 
-use crate::event::Outcome;
+use std::future::Future;
+
+use crate::decide::{Action, Decider, Source};
+use crate::event::{JobEvents, Outcome};
 use crate::plan::Job;
+use crate::run::Worker;
+
+/// Carries out a copy that `decide` asked for.
+pub trait Transport: Sync {
+    /// Copies `job` from `source` (as read while deciding), reporting through `events`.
+    /// Errors become [`Outcome::Failed`] with a line naming source, target and cause.
+    fn copy(
+        &self,
+        job: &Job,
+        source: Source,
+        events: &JobEvents,
+    ) -> impl Future<Output = Outcome> + Send;
+}
+
+/// The work of a sync: decide each job, then copy it with the transport when it must.
+pub struct Mirror<'a, T: Transport> {
+    decider: &'a Decider,
+    transport: &'a T,
+}
+
+impl<'a, T: Transport> Mirror<'a, T> {
+    /// A worker deciding with `decider` and copying with `transport`.
+    pub fn new(decider: &'a Decider, transport: &'a T) -> Self {
+        Mirror { decider, transport }
+    }
+}
+
+impl<T: Transport> Worker for Mirror<'_, T> {
+    async fn work(&self, job: &Job, events: &JobEvents) -> Outcome {
+        match self.decider.decide(job).await {
+            Action::Copy { source, .. } => self.transport.copy(job, source, events).await,
+            Action::Skip(reason) => Outcome::Skipped { reason },
+            Action::Fail(error) => Outcome::Failed {
+                error: format!("{} -> {}: {error}", job.source, job.target),
+            },
+        }
+    }
+}
 
 /// Why a copy stopped, for either transport.
 #[derive(Debug, thiserror::Error)]
@@ -24,9 +66,6 @@ pub(crate) enum CopyError {
     State(#[from] crate::state::StateError),
     #[error("{0}")]
     Other(String),
-    /// Not an error: the job has nothing to copy, for this reason.
-    #[error("{0}")]
-    Skip(String),
 }
 
 /// Any displayable failure as a [`CopyError`].
@@ -34,12 +73,11 @@ pub(crate) fn other(error: impl std::fmt::Display) -> CopyError {
     CopyError::Other(error.to_string())
 }
 
-/// How a job ended: a skip is a skip, an error a failed job whose one-line message names
-/// source, target and cause.
+/// How a copy ended: an error is a failed job whose one-line message names source, target
+/// and cause.
 pub(crate) fn outcome(job: &Job, result: Result<Outcome, CopyError>) -> Outcome {
     match result {
         Ok(outcome) => outcome,
-        Err(CopyError::Skip(reason)) => Outcome::Skipped { reason },
         Err(error) => Outcome::Failed {
             error: format!("{} -> {}: {error}", job.source, job.target),
         },

@@ -8,18 +8,18 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
-use super::{other, outcome, CopyError};
+use super::{other, outcome, CopyError, Transport};
 use crate::cache::BlobCache;
-use crate::event::{LayerStatus, Outcome};
+use crate::decide::{state_key, Content, Source};
+use crate::event::{JobEvents, LayerStatus, Outcome};
 use crate::gates::Gates;
-use crate::manifest::{self, sha256_digest, Blob, Child, Parsed};
+use crate::manifest::{self, Blob, Child, Parsed};
 use crate::plan::Job;
 use crate::reference::Reference;
 use crate::registry::{BlobSource, MountOutcome, RegistryClient};
-use crate::run::{JobEvents, Transport};
+use crate::state::State;
 
 /// Blobs copied at once within one image.
 const BLOBS_AT_ONCE: usize = 4;
@@ -30,6 +30,7 @@ pub struct RegistryTransport {
     source: RegistryClient,
     target: RegistryClient,
     cache: BlobCache,
+    state: Arc<State>,
     force: bool,
     /// Where on a target registry a blob is known to be: (registry, digest) → repository.
     seen: Arc<Mutex<HashMap<(String, String), String>>>,
@@ -38,103 +39,58 @@ pub struct RegistryTransport {
 }
 
 impl RegistryTransport {
-    /// A transport pulling with `source`, pushing with `target` (its push-side twin), and
-    /// caching blobs in `cache`. With `force`, targets that already match are copied again.
+    /// A transport pulling with `source`, pushing with `target` (its push-side twin),
+    /// caching blobs in `cache` and recording what it wrote in `state`. With `force`,
+    /// platform manifests the target already has are copied again.
     pub fn new(
         source: RegistryClient,
         target: RegistryClient,
         cache: BlobCache,
+        state: Arc<State>,
         force: bool,
     ) -> Self {
         RegistryTransport {
             source,
             target,
             cache,
+            state,
             force,
             seen: Arc::default(),
             gates: Gates::default(),
         }
     }
 
-    async fn copy_job(&self, job: &Job, events: &JobEvents) -> Result<Outcome, CopyError> {
-        let unchanged = || {
-            Ok(Outcome::Skipped {
-                reason: "unchanged".to_owned(),
-            })
-        };
-        // A no-op costs two HEADs: the target already serves the source's digest.
-        let target_digest = match self.force {
-            true => None,
-            false => self
-                .target
-                .head_manifest(&job.target)
-                .await?
-                .and_then(|h| h.digest),
-        };
-        if target_digest.is_some() && job.platforms.is_empty() {
-            let source = self.source.head_manifest(&job.source).await?;
-            if source.and_then(|h| h.digest) == target_digest {
-                return unchanged();
-            }
-        }
-        let top = self.source.get_manifest(&job.source).await?;
-        let work = manifest::parse(&top.media_type, &top.bytes)?;
-        let mut note = None;
-        let (manifest_bytes, chosen) = match &work {
-            Parsed::Image(_) => (top.bytes.clone(), Vec::new()),
-            Parsed::Index(children) => {
-                let chosen = manifest::keep(children, &job.platforms, job.all_platforms);
-                if chosen.is_empty() {
-                    let reason = match job.platforms.is_empty() {
-                        true => "no Linux platform",
-                        false => "no selected Linux platform",
-                    };
-                    return Err(CopyError::Skip(reason.to_owned()));
-                }
-                if chosen.len() == children.len() {
-                    (top.bytes.clone(), chosen)
-                } else {
-                    // Entries left out: a complete new index of exactly the copied
-                    // entries, never a sparse one naming missing children.
-                    let list = manifest::filter_index(&top.media_type, &top.bytes, &chosen)?;
-                    let list = Bytes::from(list);
-                    note = Some(format!(
-                        "dropped {}: index {} -> {}",
-                        manifest::describe_dropped(children, &chosen),
-                        top.digest,
-                        sha256_digest(&list)
-                    ));
-                    (list, chosen)
-                }
-            }
-        };
-        if target_digest.is_some() && target_digest == Some(sha256_digest(&manifest_bytes)) {
-            return unchanged();
-        }
+    async fn copy_job(
+        &self,
+        job: &Job,
+        source: Source,
+        events: &JobEvents,
+    ) -> Result<Outcome, CopyError> {
         let mut bytes = 0;
-        match work {
-            Parsed::Image(parts) => {
-                let config = self.fetch_config(&job.source, &parts.config).await?;
-                let platform = manifest::config_platform(&config);
-                if let Some(p) = platform.filter(|p| !job.all_platforms && !p.is_linux()) {
-                    return Err(CopyError::Skip(format!("no Linux platform ({p})")));
-                }
+        match &source.content {
+            Content::Image(parts) => {
                 bytes += self.copy_blobs(job, parts.blobs(), events).await?;
             }
-            Parsed::Index(_) => {
-                for child in &chosen {
+            Content::Index { chosen, .. } => {
+                for child in chosen {
                     bytes += self.copy_child(job, child, events).await?;
                 }
             }
         }
         let digest = self
             .target
-            .put_manifest(&job.target, manifest_bytes, &top.media_type)
+            .put_manifest(
+                &job.target,
+                source.written().clone(),
+                &source.manifest.media_type,
+            )
             .await?;
+        self.state
+            .record_push(&state_key(job), &source.manifest.digest, &digest)?;
         Ok(Outcome::Copied {
             bytes,
             digest,
-            note,
+            note: source.note().map(str::to_owned),
         })
     }
 
@@ -162,18 +118,6 @@ impl RegistryTransport {
             .put_manifest(&target, manifest.bytes, &manifest.media_type)
             .await?;
         Ok(bytes)
-    }
-
-    async fn fetch_config(&self, source: &Reference, config: &Blob) -> Result<Vec<u8>, CopyError> {
-        let (path, _) = self
-            .cache
-            .get_or_fetch(&config.digest, || {
-                self.source.get_blob(source, &config.digest)
-            })
-            .await?;
-        tokio::fs::read(&path)
-            .await
-            .map_err(|e| CopyError::Other(format!("reading cached config {}: {e}", path.display())))
     }
 
     async fn copy_blobs<'a>(
@@ -271,7 +215,7 @@ impl RegistryTransport {
 }
 
 impl Transport for RegistryTransport {
-    async fn copy(&self, job: &Job, events: &JobEvents) -> Outcome {
-        outcome(job, self.copy_job(job, events).await)
+    async fn copy(&self, job: &Job, source: Source, events: &JobEvents) -> Outcome {
+        outcome(job, self.copy_job(job, source, events).await)
     }
 }

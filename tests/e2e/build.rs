@@ -12,11 +12,10 @@ use ferry::config::Config;
 use ferry::docker::Engine;
 use ferry::event::{Event, Outcome};
 use ferry::plan::Job;
-use ferry::report::{Reporter, Reporters, Tally};
-use ferry::run::{run, RunOptions};
+use ferry::report::{Reporter, Tally};
 use ferry::state::State;
 
-use crate::harness::clients;
+use crate::harness::{clients, run_reported};
 use crate::support::{docker, require_daemon, Docker, Fixture, Registry, TRICKY_PASSWORD};
 
 /// Keeps every event of a run.
@@ -118,13 +117,7 @@ async fn build(
     let state = Arc::new(State::load(&project.state_file()).0);
     let transport = BuildTransport::new(engine, source, target, entries, options).with_state(state);
     let recorder = Recorder::default();
-    let mut reporters = Reporters::default();
-    reporters.push(Box::new(recorder.clone()));
-    let run_options = RunOptions {
-        jobs: 2,
-        per_registry: 4,
-    };
-    let tally = run(&transport, &list, run_options, &mut reporters).await;
+    let tally = run_reported(&transport, &list, Box::new(recorder.clone()), 2).await;
     let outcomes = tally.jobs().filter_map(|r| r.outcome.clone()).collect();
     (outcomes, recorder)
 }
@@ -145,7 +138,7 @@ fn assert_copied(outcomes: &[Outcome]) -> String {
 
 fn assert_skipped(outcomes: &[Outcome], why: &str) {
     assert!(
-        matches!(outcomes, [Outcome::Skipped { reason }] if reason == why),
+        matches!(outcomes, [Outcome::Skipped { reason }] if reason.to_string() == why),
         "expected skipped ({why}), got {outcomes:?}"
     );
 }

@@ -6,7 +6,11 @@ use std::process::{Command, Output, Stdio};
 
 use ferry::config::auth::AuthEntry;
 use ferry::credentials::{CredentialStore, Side};
+use ferry::event;
+use ferry::plan::Job;
 use ferry::registry::{ClientOptions, RegistryClient};
+use ferry::report::{Reporter, Reporters, Tally};
+use ferry::run::{run, RunOptions, Worker};
 use ferry::secret::Secret;
 
 use crate::support::Registry;
@@ -78,4 +82,28 @@ pub fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `worker` over `jobs` as a sync does (`at_once` jobs at a time), every event going to
+/// `reporter`; the tally of the run.
+pub async fn run_reported(
+    worker: &impl Worker,
+    jobs: &[Job],
+    reporter: Box<dyn Reporter>,
+    at_once: usize,
+) -> Tally {
+    let mut reporters = Reporters::default();
+    reporters.push(reporter);
+    let options = RunOptions {
+        jobs: at_once,
+        per_registry: at_once.max(4),
+        ..RunOptions::default()
+    };
+    let (events, receiver) = event::channel();
+    let work = async {
+        run(worker, jobs, &options, &events).await;
+        drop(events);
+    };
+    let ((), tally) = tokio::join!(work, reporters.consume(receiver, std::time::Instant::now()));
+    tally.clone()
 }

@@ -2,6 +2,7 @@
 
 mod build;
 mod cli;
+mod decide;
 mod docker;
 mod env;
 mod harness;

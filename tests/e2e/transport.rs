@@ -4,16 +4,18 @@
 use std::sync::Arc;
 
 use ferry::cache::BlobCache;
+use ferry::decide::{Decider, Writes};
 use ferry::docker::Engine;
-use ferry::event::{Event, LayerStatus, Outcome};
+use ferry::event::{Event, LayerStatus, Outcome, SkipReason};
 use ferry::plan::Job;
-use ferry::report::{EventLog, Reporters, Tally};
-use ferry::run::{run, RunOptions, Transport};
+use ferry::report::{EventLog, Tally};
+use ferry::run::Worker;
 use ferry::state::State;
 use ferry::transport::docker::DockerTransport;
 use ferry::transport::registry::RegistryTransport;
+use ferry::transport::Mirror;
 
-use crate::harness::clients;
+use crate::harness::{clients, run_reported};
 use crate::support::{
     require_daemon, Docker, Fixture, ImageCleanup, MediaKind, Platform, Registry, RegistryClient,
     TokenOptions, TRICKY_PASSWORD,
@@ -37,23 +39,19 @@ fn job(source: String, target: String) -> Job {
     )
 }
 
-async fn run_jobs(transport: &impl Transport, jobs: &[Job], log: &EventLog) -> Tally {
-    run_jobs_at(transport, jobs, log, 1).await
+async fn run_jobs(worker: &impl Worker, jobs: &[Job], log: &EventLog) -> Tally {
+    run_reported(worker, jobs, Box::new(log.clone()), 1).await
 }
 
-async fn run_jobs_at(
-    transport: &impl Transport,
-    jobs: &[Job],
-    log: &EventLog,
-    at_once: usize,
-) -> Tally {
-    let mut reporters = Reporters::default();
-    reporters.push(Box::new(log.clone()));
-    let options = RunOptions {
-        jobs: at_once,
-        per_registry: at_once,
-    };
-    run(transport, jobs, options, &mut reporters).await
+async fn run_jobs_at(worker: &impl Worker, jobs: &[Job], log: &EventLog, at_once: usize) -> Tally {
+    run_reported(worker, jobs, Box::new(log.clone()), at_once).await
+}
+
+/// A state file in a new temp directory (kept alive by the returned guard).
+fn state() -> (Arc<State>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = Arc::new(State::load(&dir.path().join("state.json")).0);
+    (state, dir)
 }
 
 fn outcomes(tally: &Tally) -> Vec<Outcome> {
@@ -73,7 +71,22 @@ async fn registry_transport_keeps_digests_mounts_and_skips_unchanged() {
         .await;
     let (source, target) = clients(&[&src, &dst]);
     let cache_dir = tempfile::tempdir().expect("temp dir");
-    let transport = RegistryTransport::new(source, target, BlobCache::new(cache_dir.path()), false);
+    let (state, _state_dir) = state();
+    let decider = Decider::new(
+        source.clone(),
+        target.clone(),
+        state.clone(),
+        Writes::SourceBytes,
+        false,
+    );
+    let copier = RegistryTransport::new(
+        source,
+        target,
+        BlobCache::new(cache_dir.path()),
+        state,
+        false,
+    );
+    let transport = Mirror::new(&decider, &copier);
     let jobs = vec![
         // Every platform (--all-platforms): the index travels byte for byte.
         job(
@@ -133,7 +146,7 @@ async fn registry_transport_keeps_digests_mounts_and_skips_unchanged() {
     assert!(
         reasons
             .iter()
-            .all(|o| matches!(o, Outcome::Skipped { reason } if reason == "unchanged")),
+            .all(|o| matches!(o, Outcome::Skipped { reason } if *reason == SkipReason::Unchanged)),
         "{reasons:?}"
     );
 }
@@ -148,7 +161,22 @@ async fn concurrent_jobs_upload_a_shared_blob_once_and_mount_it_elsewhere() {
         .await;
     let (source, target) = clients(&[&src, &dst]);
     let cache_dir = tempfile::tempdir().expect("temp dir");
-    let transport = RegistryTransport::new(source, target, BlobCache::new(cache_dir.path()), false);
+    let (state, _state_dir) = state();
+    let decider = Decider::new(
+        source.clone(),
+        target.clone(),
+        state.clone(),
+        Writes::SourceBytes,
+        false,
+    );
+    let copier = RegistryTransport::new(
+        source,
+        target,
+        BlobCache::new(cache_dir.path()),
+        state,
+        false,
+    );
+    let transport = Mirror::new(&decider, &copier);
     let jobs: Vec<Job> = (1..=3)
         .map(|i| {
             job(
@@ -199,7 +227,15 @@ async fn docker_transport_round(dst: Registry) {
     let state_dir = tempfile::tempdir().expect("temp dir");
     let state = Arc::new(State::load(&state_dir.path().join("state.json")).0);
     let engine = Engine::connect().await.expect("daemon");
-    let transport = DockerTransport::new(engine, source, target, state.clone(), false);
+    let decider = Decider::new(
+        source.clone(),
+        target.clone(),
+        state.clone(),
+        Writes::DaemonPush,
+        false,
+    );
+    let copier = DockerTransport::new(engine, source, target, state.clone());
+    let transport = Mirror::new(&decider, &copier);
     let target_ref = format!("{}/mirror/multi:2.0", dst.host());
     let cleanup = ImageCleanup::default();
     for child in &multi.children {
@@ -219,7 +255,7 @@ async fn docker_transport_round(dst: Registry) {
     let results = outcomes(&tally);
     assert!(matches!(results[0], Outcome::Copied { .. }), "{results:?}");
     assert!(
-        matches!(&results[1], Outcome::Skipped { reason } if reason.contains("no Linux platform")),
+        matches!(&results[1], Outcome::Skipped { reason } if reason.to_string().contains("no Linux platform")),
         "{results:?}"
     );
 
@@ -257,7 +293,7 @@ async fn docker_transport_round(dst: Registry) {
     let again = EventLog::default();
     let tally = run_jobs(&transport, &jobs[..1], &again).await;
     assert!(
-        matches!(&outcomes(&tally)[0], Outcome::Skipped { reason } if reason == "unchanged"),
+        matches!(&outcomes(&tally)[0], Outcome::Skipped { reason } if *reason == SkipReason::Unchanged),
         "{:?}",
         outcomes(&tally)
     );

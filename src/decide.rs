@@ -1,0 +1,283 @@
+//! The one decision per job, shared by `ferry plan`, `ferry sync --dry-run` and `ferry sync`:
+//! probe the target, the source and the state file once, and give the job a typed action.
+//! Copy with a why (carrying what was read of the source, so nothing is read twice), skip
+//! with a reason, or fail with a cause.
+//!
+//! Owns "is this job unchanged?" and "which platforms does it carry?". It reads registries
+//! and the state file; it must not write either (transports execute, they never decide).
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::event::SkipReason;
+use crate::manifest::{self, sha256_digest, Child, ImageParts, Parsed};
+use crate::plan::Job;
+use crate::platform::Platform;
+use crate::registry::{Manifest, RegistryClient};
+use crate::state::State;
+
+/// What a copy of one job would write to its target, as far as the digest goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writes {
+    /// The source's own bytes (or an index of some of its entries): the registry transport.
+    SourceBytes,
+    /// Images the daemon pushed, whose digests only the state file knows: the docker
+    /// transport (the daemon compresses layers again; no attestation can be pulled).
+    DaemonPush,
+}
+
+/// What to do with one job.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Copy it, for this reason, from the source as read.
+    Copy {
+        /// Why the copy is needed.
+        why: CopyReason,
+        /// The source as read while deciding.
+        source: Source,
+    },
+    /// Nothing to do.
+    Skip(SkipReason),
+    /// The job cannot be done (its source is missing or unreadable): one line of cause.
+    Fail(String),
+}
+
+/// Why nothing of a source travels.
+enum Halt {
+    Skip(SkipReason),
+    Fail(String),
+}
+
+/// Why a job is copied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopyReason {
+    /// The target does not have the tag yet.
+    New,
+    /// The target's tag serves something else.
+    Changed,
+    /// `--force`.
+    Forced,
+    /// The target could not be checked (the copy will tell): why.
+    Unchecked(String),
+}
+
+impl fmt::Display for CopyReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CopyReason::New => f.write_str("new"),
+            CopyReason::Changed => f.write_str("target differs"),
+            CopyReason::Forced => f.write_str("forced"),
+            CopyReason::Unchecked(why) => write!(f, "target not checked: {why}"),
+        }
+    }
+}
+
+/// The source of a copy as `decide` read it.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The top manifest (one image or an index) exactly as the source serves it.
+    pub manifest: Manifest,
+    /// What it holds, and what of it travels.
+    pub content: Content,
+}
+
+/// What a source manifest holds and what of it a copy carries.
+#[derive(Debug, Clone)]
+pub enum Content {
+    /// One image.
+    Image(ImageParts),
+    /// An index: the entries to copy, and the index to write.
+    Index {
+        /// The entries that travel, in index order (for the docker transport, only images).
+        chosen: Vec<Child>,
+        /// The index the registry transport writes: the source's bytes when nothing is
+        /// left out, else a complete index of exactly `chosen`.
+        write: Bytes,
+        /// What was left out and the digest change, when anything was.
+        dropped: Option<String>,
+    },
+}
+
+impl Source {
+    /// The bytes the registry transport writes under the target tag.
+    pub fn written(&self) -> &Bytes {
+        match &self.content {
+            Content::Image(_) => &self.manifest.bytes,
+            Content::Index { write, .. } => write,
+        }
+    }
+
+    /// A few words for people about what the copy changes (an index written anew).
+    pub fn note(&self) -> Option<&str> {
+        match &self.content {
+            Content::Index { dropped, .. } => dropped.as_deref(),
+            Content::Image(_) => None,
+        }
+    }
+}
+
+/// The state file's key of a job: its target, plus the platform selection when it is not
+/// the default (a push of a subset says nothing about another subset).
+pub fn state_key(job: &Job) -> String {
+    if job.all_platforms {
+        return format!("{}#all", job.target);
+    }
+    if job.platforms.is_empty() {
+        return job.target.to_string();
+    }
+    let mut platforms: Vec<String> = job.platforms.iter().map(Platform::to_string).collect();
+    platforms.sort();
+    format!("{}#{}", job.target, platforms.join(","))
+}
+
+/// Decides jobs: the clients to probe with, the state file, and what the transport writes.
+#[derive(Clone)]
+pub struct Decider {
+    source: RegistryClient,
+    target: RegistryClient,
+    state: Arc<State>,
+    writes: Writes,
+    force: bool,
+}
+
+impl Decider {
+    /// A decider reading sources with `source`, targets with `target` (its push-side twin),
+    /// consulting `state`, for a transport that `writes`; with `force`, every job copies.
+    pub fn new(
+        source: RegistryClient,
+        target: RegistryClient,
+        state: Arc<State>,
+        writes: Writes,
+        force: bool,
+    ) -> Self {
+        Decider {
+            source,
+            target,
+            state,
+            writes,
+            force,
+        }
+    }
+
+    /// The action for `job`. A no-op costs two HEADs (target, then source): the target
+    /// serves the source's digest, or the digest the state file recorded for it.
+    pub async fn decide(&self, job: &Job) -> Action {
+        let mut why = CopyReason::New;
+        let mut target_digest = None;
+        if self.force {
+            why = CopyReason::Forced;
+        } else {
+            match self.target.head_manifest(&job.target).await {
+                Ok(Some(head)) => {
+                    why = CopyReason::Changed;
+                    target_digest = head.digest;
+                }
+                Ok(None) => {}
+                Err(error) => why = CopyReason::Unchecked(error.to_string()),
+            }
+        }
+        if let Some(at_target) = &target_digest {
+            let source_digest = match self.source.head_manifest(&job.source).await {
+                Ok(Some(head)) => head.digest,
+                Ok(None) => return Action::Fail(format!("{}: not found", job.source)),
+                Err(error) => return Action::Fail(error.to_string()),
+            };
+            if let Some(source_digest) = source_digest {
+                let recorded = self.state.pushed(&state_key(job), &source_digest);
+                if source_digest == *at_target || recorded.as_ref() == Some(at_target) {
+                    return Action::Skip(SkipReason::Unchanged);
+                }
+            }
+        }
+        let manifest = match self.source.get_manifest(&job.source).await {
+            Ok(manifest) => manifest,
+            Err(error) => return Action::Fail(error.to_string()),
+        };
+        let content = match self.content(job, &manifest).await {
+            Ok(content) => content,
+            Err(Halt::Skip(reason)) => return Action::Skip(reason),
+            Err(Halt::Fail(cause)) => return Action::Fail(cause),
+        };
+        let source = Source { manifest, content };
+        if self.writes == Writes::SourceBytes
+            && target_digest.is_some()
+            && target_digest == Some(sha256_digest(source.written()))
+        {
+            return Action::Skip(SkipReason::Unchanged);
+        }
+        Action::Copy { why, source }
+    }
+
+    /// What of `manifest` travels; a skip or failure as the `Err` when nothing does.
+    async fn content(&self, job: &Job, manifest: &Manifest) -> Result<Content, Halt> {
+        let parsed = manifest::parse(&manifest.media_type, &manifest.bytes)
+            .map_err(|e| Halt::Fail(e.to_string()))?;
+        match parsed {
+            Parsed::Index(children) => self.index(job, manifest, children),
+            Parsed::Image(parts) => {
+                let config = self
+                    .source
+                    .blob_bytes(&job.source, &parts.config.digest)
+                    .await
+                    .map_err(|e| Halt::Fail(e.to_string()))?;
+                match manifest::config_platform(&config) {
+                    Some(p) if !job.all_platforms && !p.is_linux() => {
+                        Err(Halt::Skip(SkipReason::NoLinuxPlatform(Some(p))))
+                    }
+                    Some(p)
+                        if !job.all_platforms
+                            && !job.platforms.is_empty()
+                            && !job.platforms.iter().any(|w| w.selects(&p)) =>
+                    {
+                        Err(Halt::Skip(SkipReason::NotSelected(vec![p])))
+                    }
+                    _ => Ok(Content::Image(parts)),
+                }
+            }
+        }
+    }
+
+    fn index(&self, job: &Job, manifest: &Manifest, children: Vec<Child>) -> Result<Content, Halt> {
+        let mut chosen = manifest::keep(&children, &job.platforms, job.all_platforms);
+        if self.writes == Writes::DaemonPush {
+            chosen.retain(|c| c.attests.is_none());
+        }
+        let images = chosen.iter().filter(|c| c.attests.is_none()).count();
+        if images == 0 && !job.all_platforms {
+            let linux: Vec<Platform> = children
+                .iter()
+                .filter_map(|c| c.platform.clone())
+                .filter(Platform::is_linux)
+                .collect();
+            return Err(Halt::Skip(match linux.is_empty() {
+                true => SkipReason::NoLinuxPlatform(None),
+                false => SkipReason::NotSelected(linux),
+            }));
+        }
+        if chosen.len() == children.len() {
+            return Ok(Content::Index {
+                chosen,
+                write: manifest.bytes.clone(),
+                dropped: None,
+            });
+        }
+        // Entries left out: a complete new index of exactly the copied entries, never a
+        // sparse one naming missing children.
+        let write = manifest::filter_index(&manifest.media_type, &manifest.bytes, &chosen)
+            .map(Bytes::from)
+            .map_err(|e| Halt::Fail(e.to_string()))?;
+        let dropped = format!(
+            "dropped {}: index {} -> {}",
+            manifest::describe_dropped(&children, &chosen),
+            manifest.digest,
+            sha256_digest(&write)
+        );
+        Ok(Content::Index {
+            chosen,
+            write,
+            dropped: Some(dropped),
+        })
+    }
+}
