@@ -87,6 +87,26 @@ impl RetryPolicy {
         half + Duration::from_millis(jitter)
     }
 
+    /// After `error` on attempt `attempt`: waits before the next attempt (reporting it as a
+    /// `Retrying` event of the current job) and says `true`, or says `false` at once when
+    /// the error is final or the attempts are used up. For loops that must do more than
+    /// call the operation again (resume a download where it broke).
+    pub async fn pause(&self, attempt: u32, error: &impl Retryable) -> bool {
+        let Some(wait) = self.delay_after(attempt, error) else {
+            return false;
+        };
+        let cause = error.to_string();
+        tracing::warn!(
+            error = %cause,
+            attempt,
+            wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+            "retrying"
+        );
+        crate::event::retrying(attempt + 1, wait, &cause);
+        tokio::time::sleep(wait).await;
+        true
+    }
+
     /// Runs `operation` (given the 1-based attempt number) until it succeeds, fails with a
     /// final error, or the attempts are used up. Each retry is reported as a `Retrying`
     /// event of the job running this (see [`crate::event::retrying`]).
@@ -100,21 +120,8 @@ impl RetryPolicy {
         loop {
             match operation(attempt).await {
                 Ok(value) => return Ok(value),
-                Err(error) => match self.delay_after(attempt, &error) {
-                    Some(wait) => {
-                        let cause = error.to_string();
-                        tracing::warn!(
-                            error = %cause,
-                            attempt,
-                            wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                            "retrying"
-                        );
-                        attempt += 1;
-                        crate::event::retrying(attempt, wait, &cause);
-                        tokio::time::sleep(wait).await;
-                    }
-                    None => return Err(error),
-                },
+                Err(error) if self.pause(attempt, &error).await => attempt += 1,
+                Err(error) => return Err(error),
             }
         }
     }

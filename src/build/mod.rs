@@ -11,7 +11,6 @@ mod dockerignore;
 mod target;
 mod transport;
 
-use crate::cli::{BuildArgs, BuildModeArg};
 use crate::config::{BuildImage, BuildMode, Config};
 use crate::plan::Job;
 use crate::reference::Reference;
@@ -29,16 +28,6 @@ pub struct BuildOptions {
     pub force: bool,
     /// Entries named on the command line: a named `once` entry is built even if it exists.
     pub named: Vec<String>,
-}
-
-impl From<&BuildArgs> for BuildOptions {
-    fn from(args: &BuildArgs) -> Self {
-        BuildOptions {
-            push: args.push,
-            force: args.force,
-            named: args.names.clone(),
-        }
-    }
 }
 
 /// Why the entries of a run cannot be listed. Nothing was built.
@@ -68,12 +57,13 @@ pub enum SelectError {
 /// mirror serves it and ext its `<tag>-n-ext` twin named by the mirror rules (both are the
 /// source references when no mirror stage is configured).
 ///
-/// With `names`, exactly those entries, whatever their mode; without, every entry `mode`
-/// selects. Jobs follow the order of build-images.yaml, then the order of each entry's tags.
+/// With `names`, exactly those entries, whatever their mode; without, every entry of `mode`
+/// (every entry when `None`). Jobs follow the order of build-images.yaml, then the order of
+/// each entry's tags.
 pub fn jobs(
     config: &Config,
     names: &[String],
-    mode: BuildModeArg,
+    mode: Option<BuildMode>,
 ) -> Result<Vec<(Job, BuildImage)>, SelectError> {
     let builds = config.builds();
     if let Some(unknown) = names.iter().find(|n| !builds.iter().any(|b| &b.name == *n)) {
@@ -89,12 +79,7 @@ pub fn jobs(
     }
     let selected = builds.iter().filter(|b| {
         if names.is_empty() {
-            matches!(
-                (mode, b.mode),
-                (BuildModeArg::All, _)
-                    | (BuildModeArg::Once, BuildMode::Once)
-                    | (BuildModeArg::Continuous, BuildMode::Continuous)
-            )
+            mode.is_none_or(|mode| mode == b.mode)
         } else {
             names.contains(&b.name)
         }
@@ -189,7 +174,7 @@ stages:
     #[test]
     fn jobs_map_base_and_extension_through_the_mirror_rules() {
         let (_root, config) = load(TWO, &["web", "jdk"]);
-        let all = jobs(&config, &[], BuildModeArg::All).expect("jobs");
+        let all = jobs(&config, &[], None).expect("jobs");
         let expected = [
             (
                 "web",
@@ -211,20 +196,20 @@ stages:
         assert_eq!(pairs(&all), expected);
         assert!(all.iter().all(|(job, _)| job.platforms.is_empty()));
 
-        let once = jobs(&config, &[], BuildModeArg::Once).expect("jobs");
+        let once = jobs(&config, &[], Some(BuildMode::Once)).expect("jobs");
         assert_eq!(pairs(&once), expected[..2]);
-        let continuous = jobs(&config, &[], BuildModeArg::Continuous).expect("jobs");
+        let continuous = jobs(&config, &[], Some(BuildMode::Continuous)).expect("jobs");
         assert_eq!(pairs(&continuous), expected[2..]);
     }
 
     #[test]
     fn naming_an_entry_selects_it_whatever_the_mode() {
         let (_root, config) = load(TWO, &["web", "jdk"]);
-        let named = jobs(&config, &["jdk".to_owned()], BuildModeArg::Once).expect("jobs");
+        let named = jobs(&config, &["jdk".to_owned()], Some(BuildMode::Once)).expect("jobs");
         assert_eq!(named.len(), 1);
         assert_eq!(named[0].1.name, "jdk");
         let both = ["jdk".to_owned(), "web".to_owned()];
-        let named = jobs(&config, &both, BuildModeArg::Continuous).expect("jobs");
+        let named = jobs(&config, &both, Some(BuildMode::Continuous)).expect("jobs");
         assert_eq!(named.len(), 3, "file order, every tag");
         assert_eq!(named[0].1.name, "web");
     }
@@ -232,36 +217,16 @@ stages:
     #[test]
     fn an_unknown_name_lists_the_known_ones() {
         let (_root, config) = load(TWO, &["web", "jdk"]);
-        let err = jobs(&config, &["wbe".to_owned()], BuildModeArg::All).expect_err("unknown");
+        let err = jobs(&config, &["wbe".to_owned()], None).expect_err("unknown");
         assert_eq!(
             err.to_string(),
             "no extension image named \"wbe\" in build-images.yaml (known: web, jdk)"
         );
         let (_root, empty) = load("", &[]);
-        let err = jobs(&empty, &["web".to_owned()], BuildModeArg::All).expect_err("unknown");
+        let err = jobs(&empty, &["web".to_owned()], None).expect_err("unknown");
         assert!(err.to_string().ends_with("(known: none)"), "{err}");
-        assert!(jobs(&empty, &[], BuildModeArg::All)
+        assert!(jobs(&empty, &[], None)
             .expect("no jobs")
             .is_empty());
-    }
-
-    #[test]
-    fn options_come_from_the_command_line() {
-        let args = BuildArgs {
-            names: vec!["web".to_owned()],
-            mode: BuildModeArg::All,
-            push: true,
-            force: false,
-            state: ".ferry/state.json".into(),
-        };
-        let options = BuildOptions::from(&args);
-        assert_eq!(
-            options,
-            BuildOptions {
-                push: true,
-                force: false,
-                named: vec!["web".to_owned()],
-            }
-        );
     }
 }

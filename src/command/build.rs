@@ -8,8 +8,8 @@ use std::io::Write;
 use super::sync::{reporters, run_reported, warn_reporter_failures};
 use super::{client, daemon_and_state, io, CommandError, EXIT_FAILED, EXIT_OK};
 use crate::build::{self, BuildOptions, BuildTransport};
-use crate::cli::BuildArgs;
-use crate::config::Config;
+use crate::cli::{BuildArgs, BuildModeArg};
+use crate::config::{BuildMode, Config};
 use crate::credentials::Side;
 use crate::event::Outcome;
 use crate::plan::Job;
@@ -22,7 +22,12 @@ pub async fn run(
     args: &BuildArgs,
     out: &mut (dyn Write + Send),
 ) -> Result<u8, CommandError> {
-    let entries = build::jobs(config, &args.names, args.mode)
+    let mode = match args.mode {
+        BuildModeArg::All => None,
+        BuildModeArg::Once => Some(BuildMode::Once),
+        BuildModeArg::Continuous => Some(BuildMode::Continuous),
+    };
+    let entries = build::jobs(config, &args.names, mode)
         .map_err(|e| CommandError::Usage(e.to_string()))?;
     if entries.is_empty() {
         writeln!(
@@ -37,7 +42,12 @@ pub async fn run(
     let source = client(Some(config), touched, ClientOptions::default())?;
     let target = source.for_side(Side::Target);
     let (engine, state) = daemon_and_state(&args.state).await?;
-    let transport = BuildTransport::new(engine, source, target, entries, BuildOptions::from(args))
+    let options = BuildOptions {
+        push: args.push,
+        force: args.force,
+        named: args.names.clone(),
+    };
+    let transport = BuildTransport::new(engine, source, target, entries, options)
         .with_state(state);
     let mut reporters = reporters(None)?;
     let options = RunOptions {

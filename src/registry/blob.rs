@@ -262,17 +262,11 @@ impl Download {
             self.offset
         )));
         let policy = &self.repo.client.inner.options.retry;
-        match policy.delay_after(self.breaks, &error) {
-            Some(wait) => {
-                tracing::warn!(error = %error, "resuming download");
-                tokio::time::sleep(wait).await;
-                None
-            }
-            None => {
-                self.done = true;
-                Some(error)
-            }
+        if policy.pause(self.breaks, &error).await {
+            return None;
         }
+        self.done = true;
+        Some(error)
     }
 }
 

@@ -124,14 +124,8 @@ impl RegistryClient {
                 .await
             {
                 Ok(()) => return Ok(()),
-                Err(error) => match policy.delay_after(attempt, &error) {
-                    Some(wait) => {
-                        tracing::warn!(error = %error, attempt, "restarting upload");
-                        tokio::time::sleep(wait).await;
-                        attempt += 1;
-                    }
-                    None => return Err(error),
-                },
+                Err(error) if policy.pause(attempt, &error).await => attempt += 1,
+                Err(error) => return Err(error),
             }
         }
     }

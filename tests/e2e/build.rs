@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use ferry::build::{jobs, BuildOptions, BuildTransport, LABEL_BASE_DIGEST, LABEL_BASE_REF};
-use ferry::cli::BuildModeArg;
 use ferry::config::Config;
 use ferry::docker::Engine;
 use ferry::event::{Event, Outcome};
@@ -106,7 +105,7 @@ async fn build(
     options: BuildOptions,
 ) -> (Vec<Outcome>, Recorder) {
     let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-    let entries = jobs(&project.config(), &names, BuildModeArg::All).expect("jobs");
+    let entries = jobs(&project.config(), &names, None).expect("jobs");
     let list: Vec<Job> = entries.iter().map(|(job, _)| job.clone()).collect();
     let (source, target) = clients(registries);
     let engine = Engine::connect().await.expect("daemon");
