@@ -225,8 +225,6 @@ stages:
         let (_root, empty) = load("", &[]);
         let err = jobs(&empty, &["web".to_owned()], None).expect_err("unknown");
         assert!(err.to_string().ends_with("(known: none)"), "{err}");
-        assert!(jobs(&empty, &[], None)
-            .expect("no jobs")
-            .is_empty());
+        assert!(jobs(&empty, &[], None).expect("no jobs").is_empty());
     }
 }

@@ -27,8 +27,8 @@ pub async fn run(
         BuildModeArg::Once => Some(BuildMode::Once),
         BuildModeArg::Continuous => Some(BuildMode::Continuous),
     };
-    let entries = build::jobs(config, &args.names, mode)
-        .map_err(|e| CommandError::Usage(e.to_string()))?;
+    let entries =
+        build::jobs(config, &args.names, mode).map_err(|e| CommandError::Usage(e.to_string()))?;
     if entries.is_empty() {
         writeln!(
             out,
@@ -47,8 +47,7 @@ pub async fn run(
         force: args.force,
         named: args.names.clone(),
     };
-    let transport = BuildTransport::new(engine, source, target, entries, options)
-        .with_state(state);
+    let transport = BuildTransport::new(engine, source, target, entries, options).with_state(state);
     let mut reporters = reporters(None)?;
     let options = RunOptions {
         jobs: 2,

@@ -282,9 +282,13 @@ async fn once_builds_a_missing_target_then_only_when_named() {
     let cli = Docker::new();
     let mut images = Images::default();
     images.keep_repository(format!("{}/base/once", mirror.host()));
-    assert!(jobs(&project.config(), &[], BuildModeArg::Continuous)
-        .expect("jobs")
-        .is_empty());
+    assert!(jobs(
+        &project.config(),
+        &[],
+        Some(ferry::config::BuildMode::Continuous)
+    )
+    .expect("jobs")
+    .is_empty());
 
     // Without --push the image stays local; the outcome carries its image id.
     let (local, _) = build(&project, &[&mirror], &[], BuildOptions::default()).await;
