@@ -240,12 +240,11 @@ impl Decider {
     }
 
     fn index(&self, job: &Job, manifest: &Manifest, children: Vec<Child>) -> Result<Content, Halt> {
-        let mut chosen = manifest::keep(&children, &job.platforms, job.all_platforms);
+        let mut kept = manifest::keep(&children, &job.platforms, job.all_platforms);
         if self.writes == Writes::DaemonPush {
-            chosen.retain(|c| c.attests.is_none());
+            kept.retain(|&i| children[i].attests.is_none());
         }
-        let images = chosen.iter().filter(|c| c.attests.is_none()).count();
-        if images == 0 && !job.all_platforms {
+        if kept.is_empty() && !job.all_platforms {
             let linux: Vec<Platform> = children
                 .iter()
                 .filter_map(|c| c.platform.clone())
@@ -256,7 +255,8 @@ impl Decider {
                 false => SkipReason::NotSelected(linux),
             }));
         }
-        if chosen.len() == children.len() {
+        let chosen: Vec<Child> = kept.iter().map(|&i| children[i].clone()).collect();
+        if kept.len() == children.len() {
             return Ok(Content::Index {
                 chosen,
                 write: manifest.bytes.clone(),
@@ -265,12 +265,12 @@ impl Decider {
         }
         // Entries left out: a complete new index of exactly the copied entries, never a
         // sparse one naming missing children.
-        let write = manifest::filter_index(&manifest.media_type, &manifest.bytes, &chosen)
+        let write = manifest::filter_index(&manifest.media_type, &manifest.bytes, &kept)
             .map(Bytes::from)
             .map_err(|e| Halt::Fail(e.to_string()))?;
         let dropped = format!(
             "dropped {}: index {} -> {}",
-            manifest::describe_dropped(&children, &chosen),
+            manifest::describe_dropped(&children, &kept),
             manifest.digest,
             sha256_digest(&write)
         );

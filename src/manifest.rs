@@ -58,32 +58,45 @@ pub const REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
 /// The [`REFERENCE_TYPE`] of an attestation manifest.
 pub const ATTESTATION: &str = "attestation-manifest";
 
-/// The entries of an index a copy keeps. With `all`, every entry. Otherwise the Linux
-/// entries (only those `wanted` selects, when it names any) and the attestation manifests
-/// that describe a kept entry; Windows, other systems and orphan artifacts are dropped.
-pub fn keep(children: &[Child], wanted: &[Platform], all: bool) -> Vec<Child> {
+/// The positions of the entries of an index a copy keeps, in index order. With `all`,
+/// every entry. Otherwise the Linux entries (only those `wanted` selects, when it names
+/// any) and the attestation manifests that describe a kept entry; Windows, other systems
+/// and orphan artifacts are dropped. Entries are judged one by one: an entry listed for
+/// Windows is dropped even when a Linux entry names the same digest.
+pub fn keep(children: &[Child], wanted: &[Platform], all: bool) -> Vec<usize> {
     if all {
-        return children.to_vec();
+        return (0..children.len()).collect();
     }
-    let selected =
-        |p: &Platform| p.is_linux() && (wanted.is_empty() || wanted.iter().any(|w| w.selects(p)));
-    let platforms: Vec<&Child> = children
+    let selected = |c: &Child| {
+        c.attests.is_none()
+            && c.platform.as_ref().is_some_and(|p| {
+                p.is_linux() && (wanted.is_empty() || wanted.iter().any(|w| w.selects(p)))
+            })
+    };
+    let platforms: Vec<&str> = children
         .iter()
-        .filter(|c| c.attests.is_none() && c.platform.as_ref().is_some_and(selected))
+        .filter(|c| selected(c))
+        .map(|c| c.digest.as_str())
         .collect();
     children
         .iter()
-        .filter(|c| match &c.attests {
-            Some(described) => platforms.iter().any(|p| p.digest == *described),
-            None => platforms.iter().any(|p| p.digest == c.digest),
+        .enumerate()
+        .filter(|(_, c)| match &c.attests {
+            Some(described) => platforms.contains(&described.as_str()),
+            None => selected(c),
         })
-        .cloned()
+        .map(|(i, _)| i)
         .collect()
 }
 
 /// What [`keep`] left out, for people: `windows/amd64, 1 attestation`.
-pub fn describe_dropped(children: &[Child], kept: &[Child]) -> String {
-    let dropped: Vec<&Child> = children.iter().filter(|c| !kept.contains(c)).collect();
+pub fn describe_dropped(children: &[Child], kept: &[usize]) -> String {
+    let dropped: Vec<&Child> = children
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !kept.contains(i))
+        .map(|(_, c)| c)
+        .collect();
     let mut words: Vec<String> = dropped
         .iter()
         .filter(|c| c.attests.is_none())
@@ -101,13 +114,13 @@ pub fn describe_dropped(children: &[Child], kept: &[Child]) -> String {
     words.join(", ")
 }
 
-/// The index `bytes` with only the entries whose digests `kept` names, every other field
+/// The index `bytes` with only the entries at the positions `kept` names, every other field
 /// (annotations, platforms, the index's own fields) as it was. The output is deterministic,
 /// so the same source and selection always give the same digest.
 pub fn filter_index(
     media_type: &str,
     bytes: &[u8],
-    kept: &[Child],
+    kept: &[usize],
 ) -> Result<Vec<u8>, ManifestError> {
     let error = |cause: String| ManifestError {
         media_type: media_type.to_owned(),
@@ -119,11 +132,10 @@ pub fn filter_index(
         .get_mut("manifests")
         .and_then(serde_json::Value::as_array_mut)
         .ok_or_else(|| error("no manifests".to_owned()))?;
-    manifests.retain(|entry| {
-        entry
-            .get("digest")
-            .and_then(serde_json::Value::as_str)
-            .is_some_and(|digest| kept.iter().any(|k| k.digest == digest))
+    let mut position = 0;
+    manifests.retain(|_| {
+        position += 1;
+        kept.contains(&(position - 1))
     });
     serde_json::to_vec(&index).map_err(|e| error(e.to_string()))
 }
@@ -276,10 +288,11 @@ fn child(descriptor: &Descriptor) -> Child {
         digest: descriptor.digest().to_string(),
         media_type: descriptor.media_type().to_string(),
         size: descriptor.size(),
+        // `Linux` and `AMD64` appear in the wild; the spec's values are lowercase.
         platform: descriptor.platform().as_ref().map(|p| {
             Platform::new(
-                &p.os().to_string(),
-                &p.architecture().to_string(),
+                &p.os().to_string().to_ascii_lowercase(),
+                &p.architecture().to_string().to_ascii_lowercase(),
                 p.variant().as_deref(),
             )
         }),
@@ -436,8 +449,10 @@ mod tests {
         let Parsed::Index(children) = parse(OCI_INDEX, index.as_bytes()).expect("parse") else {
             panic!("an index");
         };
-        let digests = |kept: &[Child]| -> Vec<String> {
-            kept.iter().map(|c| c.digest[7..8].to_owned()).collect()
+        let digests = |kept: &[usize]| -> Vec<String> {
+            kept.iter()
+                .map(|&i| children[i].digest[7..8].to_owned())
+                .collect()
         };
         assert_eq!(children[3].attests.as_deref(), Some(A));
         assert_eq!(children[0].attests, None);
@@ -447,7 +462,11 @@ mod tests {
         assert_eq!(digests(&keep(&children, &arm, false)), ["b"]);
         let amd: Vec<Platform> = vec!["linux/amd64".parse().expect("platform")];
         assert_eq!(digests(&keep(&children, &amd, false)), ["a", "d"]);
-        assert_eq!(keep(&children, &[], true), children, "all: every entry");
+        assert_eq!(
+            keep(&children, &[], true),
+            [0, 1, 2, 3, 4],
+            "all: every entry"
+        );
         assert_eq!(
             describe_dropped(&children, &linux),
             "windows/amd64, 1 attestation"
@@ -457,8 +476,9 @@ mod tests {
         let Parsed::Index(left) = parse(OCI_INDEX, &filtered).expect("parse back") else {
             panic!("an index");
         };
+        let wanted: Vec<Child> = linux.iter().map(|&i| children[i].clone()).collect();
         assert_eq!(
-            left, linux,
+            left, wanted,
             "exactly the kept entries, annotations included"
         );
         let value: serde_json::Value = serde_json::from_slice(&filtered).expect("json");
@@ -470,5 +490,33 @@ mod tests {
             sha256_digest(&filtered),
             "deterministic"
         );
+    }
+
+    #[test]
+    fn entries_are_judged_one_by_one_and_systems_case_insensitively() {
+        // One digest listed for linux/amd64 and for windows/amd64 (a broken index seen in
+        // the wild): the Windows entry is still dropped.
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[
+            {{"mediaType":"{OCI_MANIFEST}","digest":"{A}","size":10,"platform":{{"architecture":"AMD64","os":"Linux"}}}},
+            {{"mediaType":"{OCI_MANIFEST}","digest":"{A}","size":10,"platform":{{"architecture":"amd64","os":"windows"}}}}]}}"#
+        );
+        let Parsed::Index(children) = parse(OCI_INDEX, index.as_bytes()).expect("parse") else {
+            panic!("an index");
+        };
+        assert_eq!(
+            children[0]
+                .platform
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref(),
+            Some("linux/amd64")
+        );
+        let kept = keep(&children, &[], false);
+        assert_eq!(kept, [0]);
+        assert_eq!(describe_dropped(&children, &kept), "windows/amd64");
+        let filtered = filter_index(OCI_INDEX, index.as_bytes(), &kept).expect("filter");
+        let value: serde_json::Value = serde_json::from_slice(&filtered).expect("json");
+        assert_eq!(value["manifests"].as_array().map(Vec::len), Some(1));
     }
 }

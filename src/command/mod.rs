@@ -24,6 +24,7 @@ use crate::credentials::CredentialStore;
 use crate::docker::Engine;
 use crate::reference::Reference;
 use crate::registry::{ClientOptions, RegistryClient};
+use crate::rules::Stage;
 use crate::state::State;
 
 /// Exit code: everything done.
@@ -80,12 +81,20 @@ fn load(cli: &Cli) -> Result<Config, CommandError> {
 
 /// `plan` and `sync` over the whole configuration need something to do: a configuration
 /// with no image at all is most likely the wrong `-c`, and says so instead of exiting 0.
-fn require_images(config: &Config) -> Result<(), CommandError> {
-    if !config.images().is_empty() || !config.builds().is_empty() || !config.carried().is_empty() {
+/// The built images carried by build-images.yaml's mapping form count for hop 2 only.
+fn require_images(config: &Config, stage: Stage) -> Result<(), CommandError> {
+    let carried = stage == Stage::Private && !config.carried().is_empty();
+    if !config.images().is_empty() || !config.builds().is_empty() || carried {
         return Ok(());
     }
     let path = config.path();
-    let message = if path.is_file() {
+    let message = if !config.carried().is_empty() {
+        format!(
+            "{}: no images and no build entries for the mirror stage: the built images of \
+             build-images.yaml travel in hop 2 (--stage private)",
+            path.display()
+        )
+    } else if path.is_file() {
         format!("{}: no items: nothing to do", path.display())
     } else if path.join("images.yaml").exists() {
         format!(

@@ -30,7 +30,7 @@ pub async fn run(
     let stage = args.selection.stage;
     let request = request(&args.selection);
     if request.images.is_empty() {
-        super::require_images(config)?;
+        super::require_images(config, stage)?;
     }
     if args.offline {
         return offline(config, stage, &request, args.json, out);

@@ -37,12 +37,18 @@ pub async fn run(
 ) -> Result<u8, CommandError> {
     let max_cache = cache_budget()?;
     if args.plan.is_none() && args.selection.images.is_empty() {
-        super::require_images(config)?;
+        super::require_images(config, args.selection.stage)?;
     }
     let transport = args.copying.transport;
     if transport == TransportArg::Docker {
         docker_carries_linux_only(config, args)?;
     }
+    // Outputs are opened before any registry is asked: a report that cannot be written is
+    // a usage error that costs nothing.
+    let mut reporters = match args.dry_run {
+        true => Reporters::default(),
+        false => reporters(args.report.as_deref())?,
+    };
     let (jobs, unresolved, client) = jobs(config, args).await?;
     if let Some(job) = jobs.iter().find(|j| j.all_platforms) {
         if transport == TransportArg::Docker {
@@ -63,7 +69,6 @@ pub async fn run(
         let decider = Decider::new(client, target, state, writes(transport), args.force);
         return print_decisions(&decider, &jobs, &unresolved, &options, out).await;
     }
-    let mut reporters = reporters(args.report.as_deref())?;
     let outcomes = match transport {
         TransportArg::Registry => {
             let state = Arc::new(load_state(&args.copying.state));
@@ -170,7 +175,11 @@ fn docker_carries_linux_only(config: &Config, args: &SyncArgs) -> Result<(), Com
     if args.selection.all_platforms {
         return Err(CommandError::Usage(format!("--all-platforms {why}")));
     }
-    if args.plan.is_none() && args.selection.images.is_empty() {
+    // `--platform` replaces every entry's own platforms.
+    let entries_count = args.plan.is_none()
+        && args.selection.images.is_empty()
+        && args.selection.platform.is_empty();
+    if entries_count {
         if let Some(entry) = config.images().iter().find(|e| e.all_platforms) {
             return Err(CommandError::Usage(format!(
                 "{}: platforms: all {why} ({})",

@@ -21,7 +21,7 @@ use crate::rules::parse_reference;
 struct Item {
     source: Spanned<String>,
     target: Spanned<String>,
-    limit: Option<Spanned<u32>>,
+    limit: Option<Spanned<Limit>>,
     tag: Option<Spanned<TagOptions>>,
 }
 
@@ -31,7 +31,7 @@ struct NamedItem {
     name: Spanned<String>,
     source: Spanned<String>,
     target: Spanned<String>,
-    limit: Option<Spanned<u32>>,
+    limit: Option<Spanned<Limit>>,
     tag: Option<Spanned<TagOptions>>,
 }
 
@@ -39,7 +39,54 @@ struct NamedItem {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TagOptions {
-    limit: Option<Spanned<u32>>,
+    limit: Option<Spanned<Limit>>,
+}
+
+/// `limit`: how many of the newest tags, 1 to 4294967295 (Ferryman's "all" is 9999).
+struct Limit(u32);
+
+impl<'de> Deserialize<'de> for Limit {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LimitVisitor;
+
+        const EXPECTED: &str = "limit must be a whole number from 1 to 4294967295";
+
+        impl Visitor<'_> for LimitVisitor {
+            type Value = Limit;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(EXPECTED)
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<Limit, E> {
+                u32::try_from(value)
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .map(Limit)
+                    .ok_or_else(|| E::custom(format!("{EXPECTED}, not {value}")))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<Limit, E> {
+                match u64::try_from(value) {
+                    Ok(value) => self.visit_u64(value),
+                    Err(_) => Err(E::custom(format!("{EXPECTED}, not {value}"))),
+                }
+            }
+
+            fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<Limit, E> {
+                Err(E::custom(format!("{EXPECTED}, not {value}")))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Limit, E> {
+                match value.trim().parse::<u64>() {
+                    Ok(number) => self.visit_u64(number),
+                    Err(_) => Err(E::custom(format!("{EXPECTED}, not {value:?}"))),
+                }
+            }
+        }
+
+        deserializer.deserialize_any(LimitVisitor)
+    }
 }
 
 /// Both forms, in file order, each item with its name.
@@ -96,6 +143,25 @@ pub(crate) fn parse(file: &YamlFile) -> Result<Vec<ImageEntry>, ConfigError> {
 
 fn entry(file: &YamlFile, name: Spanned<String>, item: Item) -> Result<ImageEntry, ConfigError> {
     let join = |prefix: &Spanned<String>| -> Result<Reference, ConfigError> {
+        // Ferryman appends the name to the prefix as it is: `quay.io` + `flannel` would be
+        // `quay.ioflannel`, so its README asks for the trailing `/`, and so does ferry.
+        if !prefix.value.ends_with('/') {
+            return Err(file
+                .error(prefix, "a Ferryman source or target prefix ends with '/'")
+                .with_value(&prefix.value));
+        }
+        let path = match prefix.value.split_once('/') {
+            Some((host, path)) if host.contains(['.', ':']) || host == "localhost" => path,
+            _ => prefix.value.as_str(),
+        };
+        if path.contains([':', '@']) {
+            return Err(file
+                .error(
+                    prefix,
+                    "a Ferryman prefix names a repository path, not a tag or digest",
+                )
+                .with_value(&prefix.value));
+        }
         let text = format!("{}{}", prefix.value, name.value);
         let reference =
             parse_reference(&text).map_err(|m| file.error(prefix, m).with_value(&text))?;
@@ -120,13 +186,13 @@ fn entry(file: &YamlFile, name: Spanned<String>, item: Item) -> Result<ImageEntr
         }
         (limit, nested) => limit.or(nested),
     };
-    if let Some(zero) = limit.as_ref().filter(|l| l.value == 0) {
-        return Err(file
-            .error(zero, "limit must be at least 1")
-            .with_value(&name.value));
-    }
     let selection = TagSelection::new(TagSet::All)
-        .with_filters(None, Vec::new(), limit.map(|l| l.value), TagOrder::Created)
+        .with_filters(
+            None,
+            Vec::new(),
+            limit.map(|l| l.value.0),
+            TagOrder::Created,
+        )
         .map_err(|m| file.error(&name, m).with_value(&name.value))?;
     Ok(ImageEntry {
         source,

@@ -147,12 +147,46 @@ pub(crate) fn carried(
             return Err(file.error(&key, message).with_value(&key.value));
         }
     };
+    // Built images live in the mirror and go to the private registry: both sides name
+    // their registry. A bare word is a build entry written without its `- `.
+    const BUILD_KEYS: [&str; 6] = ["name", "base", "tags", "context", "build_args", "mode"];
+    if BUILD_KEYS.contains(&key.value.as_str()) {
+        let message = format!(
+            "`{}` is a key of a build entry: build entries are a YAML list (`- name: …`)",
+            key.value
+        );
+        return Err(file.error(&key, message).with_value(&key.value));
+    }
+    if !names_registry(&key.value) {
+        let message = "a built image is named with its mirror registry (registry/repository:tags)";
+        return Err(file.error(&key, message).with_value(&key.value));
+    }
+    let written = match &value.value {
+        ImageValue::One(_) => vec![Spanned::new(String::new(), value.referenced, value.defined)],
+        ImageValue::Many(list) => list.clone(),
+        _ => Vec::new(),
+    };
+    for (destination, at) in destinations.iter().zip(&written) {
+        if !names_registry(destination) {
+            let message = "a private destination is named with its registry (registry/repository)";
+            return Err(file.error(at, message).with_value(destination));
+        }
+    }
     let raw_key = key.value.clone();
     Ok(CarriedImage {
         entry: entry(file, key, value)?,
         key: raw_key,
         destinations,
     })
+}
+
+/// True when `reference` starts with a registry host (a `.` or `:` in its first
+/// component, or `localhost`), as the image-syncer files of built images always do.
+fn names_registry(reference: &str) -> bool {
+    match reference.split_once('/') {
+        Some((host, _)) => host.contains(['.', ':']) || host == "localhost",
+        None => false,
+    }
 }
 
 fn entry(
@@ -372,7 +406,16 @@ pub fn to_yaml(entries: &[ImageEntry], header: &str) -> String {
     out
 }
 
-/// A YAML double-quoted scalar (JSON string syntax is valid YAML).
+/// A YAML double-quoted scalar that reads back as `text`: JSON string syntax, plus escapes
+/// for what YAML does not allow raw (DEL, C1 controls, line and paragraph separators).
 pub(crate) fn quote(text: &str) -> String {
-    serde_json::Value::String(text.to_owned()).to_string()
+    let json = serde_json::Value::String(text.to_owned()).to_string();
+    json.chars()
+        .map(|c| match c {
+            '\u{7f}' | '\u{80}'..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\u{feff}' => {
+                format!("\\u{:04x}", u32::from(c))
+            }
+            c => c.to_string(),
+        })
+        .collect()
 }

@@ -450,12 +450,37 @@ fn ferryman_limit_forms_and_their_errors() {
         (
             format!("{item}  tag:\n    limit: 0\n"),
             "items.yml:5:12",
-            "at least 1",
+            "from 1 to 4294967295, not 0",
         ),
         (
             format!("{item}  tag:\n    limit: many\n"),
             "items.yml:5:12",
-            "",
+            "not \"many\"",
+        ),
+        (
+            format!("{item}  tag:\n    limit: -1\n"),
+            "items.yml:5:12",
+            "not -1",
+        ),
+        (
+            format!("{item}  tag:\n    limit: 1.5\n"),
+            "items.yml:5:12",
+            "not 1.5",
+        ),
+        (
+            format!("{item}  limit: 99999999999\n"),
+            "items.yml:4:10",
+            "not 99999999999",
+        ),
+        (
+            "pause:\n  source: quay.io\n  target: r.io/k8s/\n".to_owned(),
+            "items.yml:2:11",
+            "ends with '/'",
+        ),
+        (
+            "pause:\n  source: k8s.gcr.io/\n  target: r.io/x:/\n".to_owned(),
+            "items.yml:3:11",
+            "not a tag or digest",
         ),
         (
             format!("{item}  limit: 1\n  tag: {{limit: 2}}\n"),
@@ -575,6 +600,31 @@ fn build_images_yaml_shapes_and_their_errors() {
             "config/build-images.yaml: ",
             "a list of build entries, or a mapping",
         ),
+        (
+            "name: es\nbase: docker.io/elasticsearch\ntags: [8.11.1]\n",
+            "config/build-images.yaml:1:1",
+            "`name` is a key of a build entry",
+        ),
+        (
+            "1: [r.io/x]\n",
+            "config/build-images.yaml:1:1",
+            "mirror registry",
+        ),
+        (
+            "nginx: [r.io/x]\n",
+            "config/build-images.yaml:1:1",
+            "mirror registry",
+        ),
+        (
+            "r.io/m/x:1: [library/x]\n",
+            "config/build-images.yaml:1:14",
+            "its registry",
+        ),
+        (
+            "r.io/m/x:1: nginx\n",
+            "config/build-images.yaml:1:13",
+            "its registry",
+        ),
     ];
     for (text, at, says) in cases {
         let project = Project::new(&[NSTL, ("build-images.yaml", text)]);
@@ -583,5 +633,53 @@ fn build_images_yaml_shapes_and_their_errors() {
             error.starts_with(at) && error.contains(says) && !error.contains('\n'),
             "{text}\n-> {error}"
         );
+    }
+}
+
+/// Carried entries meet the synced ones in hop 2: a duplicate key or a second source for a
+/// private target is an error naming both places, never a hop-2 file that cannot load.
+#[test]
+fn carried_entries_are_checked_against_the_synced_ones() {
+    let mirror = "registry.cn-beijing.aliyuncs.com/public-image-mirror";
+    let images = ("images.yaml", "docker.io/nginx:latest:\n");
+    let duplicate =
+        format!("\"{mirror}/docker.io_nginx:latest\": [docker-hosted.nstl-dev.com/other/nginx]\n");
+    let project = Project::new(&[NSTL, images, ("build-images.yaml", &duplicate)]);
+    let config = project.load().expect("loads: the targets differ");
+    let error = project.relative(&hop2::generate(&config).expect_err("duplicate key"));
+    assert!(
+        error.starts_with("config/build-images.yaml:1:1: ")
+            && error.contains("config/images.yaml:1")
+            && error.contains("same key"),
+        "{error}"
+    );
+    let second_source = format!(
+        "\"{mirror}/docker.io_redis:latest\": [docker-hosted.nstl-dev.com/library/nginx]\n"
+    );
+    let project = Project::new(&[NSTL, images, ("build-images.yaml", &second_source)]);
+    let error = project.relative(&project.load().expect_err("two sources, one target"));
+    assert!(
+        error.contains("both map to docker-hosted.nstl-dev.com/library/nginx in stage private"),
+        "{error}"
+    );
+    // The origin's own pairing: synced tags and carried -n-ext tags of one mirror repository
+    // into one private repository.
+    let ext = format!("\"{mirror}/docker.io_nginx:/^(.*)(-n-ext)$/\": [docker-hosted.nstl-dev.com/library/nginx]\n");
+    let project = Project::new(&[NSTL, images, ("build-images.yaml", &ext)]);
+    let config = project.load().expect("one mirror source");
+    hop2::generate(&config).expect("generates");
+}
+
+#[test]
+fn quoted_keys_read_back_as_written() {
+    for text in [
+        "r.io/m/e:/^a\u{7f}b\u{80}(-n-ext)$/",
+        "r.io/m/e:/\\\"'#: \n\t\u{e9}\u{2028}\u{85}\u{9f}/",
+        "plain",
+    ] {
+        let yaml = format!("{}: 1\n", images::quote(text));
+        let yaml::Entries(entries) = serde_saphyr::from_str::<yaml::Entries<u32>>(&yaml)
+            .unwrap_or_else(|e| panic!("{yaml}: {e}"));
+        assert_eq!(entries[0].0.value, text, "{yaml}");
     }
 }

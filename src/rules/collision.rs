@@ -34,8 +34,13 @@ pub fn check(config: &Config) -> Result<(), ConfigError> {
         }
         let mut claims: HashMap<String, Vec<Claim>> = HashMap::new();
         for entry in config.images() {
+            // Hop 2 reads the mirror: two entries the mirror already merged are one source.
+            let source = match stage {
+                Stage::Mirror => entry.source.to_string(),
+                Stage::Private => hop2_source(config, entry)?,
+            };
             for Landing { repository, tags } in entry_targets(config, entry, stage)? {
-                let source = entry.source.to_string();
+                let source = source.clone();
                 claim(
                     &mut claims,
                     stage,
@@ -46,6 +51,21 @@ pub fn check(config: &Config) -> Result<(), ConfigError> {
                 )?;
             }
         }
+        if stage == Stage::Private {
+            for carried in config.carried() {
+                let entry = &carried.entry;
+                for Landing { repository, tags } in entry_targets(config, entry, Stage::Mirror)? {
+                    claim(
+                        &mut claims,
+                        stage,
+                        repository,
+                        entry.source.to_string(),
+                        tags,
+                        &entry.location,
+                    )?;
+                }
+            }
+        }
         for build in config.builds() {
             for (_, ext) in build.images() {
                 let target = config
@@ -53,18 +73,30 @@ pub fn check(config: &Config) -> Result<(), ConfigError> {
                     .target(&ext, stage)
                     .map_err(|e| ConfigError::new(build.location.clone(), e))?;
                 let tags = target.tag().map(|t| vec![t.to_owned()]);
-                claim(
-                    &mut claims,
-                    stage,
-                    target,
-                    build.base.to_string(),
-                    tags,
-                    &build.location,
-                )?;
+                let source = match stage {
+                    Stage::Mirror => build.base.to_string(),
+                    // Hop 2 reads the extension where hop 1 pushed it.
+                    Stage::Private => match config.rules().target(&ext, Stage::Mirror) {
+                        Ok(mirror) => mirror.without_tag().to_string(),
+                        Err(_) => build.base.to_string(),
+                    },
+                };
+                claim(&mut claims, stage, target, source, tags, &build.location)?;
             }
         }
     }
     Ok(())
+}
+
+/// The repository hop 2 reads an entry from: its (first) mirror target.
+fn hop2_source(config: &Config, entry: &ImageEntry) -> Result<String, ConfigError> {
+    let mirror = config
+        .targets(entry, &entry.source, Stage::Mirror)
+        .map_err(|e| ConfigError::new(entry.location.clone(), e))?;
+    Ok(mirror
+        .first()
+        .map(|m| m.without_tag().to_string())
+        .unwrap_or_else(|| entry.source.to_string()))
 }
 
 /// The target repositories of an entry in `stage`.

@@ -96,7 +96,27 @@ pub fn expand(config: &Config) -> Result<Vec<ImageEntry>, ConfigError> {
 
 /// [`expand`] written as images.yaml, followed by the carried entries as written.
 pub fn generate(config: &Config) -> Result<String, ConfigError> {
-    let mut text = to_yaml(&expand(config)?, HEADER);
+    let expanded = expand(config)?;
+    // One YAML mapping holds both: a carried key equal to a generated one would be a
+    // duplicate key that hop 2 cannot load.
+    for carried in config.carried() {
+        let key = format!(
+            "{}{}",
+            carried.entry.source,
+            carried.entry.selection.key_suffix()
+        );
+        let twin = expanded
+            .iter()
+            .find(|e| format!("{}{}", e.source, e.selection.key_suffix()) == key);
+        if let Some(twin) = twin {
+            let message = format!(
+                "the hop-2 entry of {} has the same key; one hop-2 file cannot hold both",
+                twin.location.file_line()
+            );
+            return Err(ConfigError::new(carried.entry.location.clone(), message).with_value(key));
+        }
+    }
+    let mut text = to_yaml(&expanded, HEADER);
     if !config.carried().is_empty() {
         text.push_str("# Carried unchanged from build-images.yaml (images built in the mirror).\n");
     }

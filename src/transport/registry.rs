@@ -23,6 +23,8 @@ use crate::state::State;
 
 /// Blobs copied at once within one image.
 const BLOBS_AT_ONCE: usize = 4;
+/// Indexes inside indexes copied this deep (every entry is kept as it is).
+const MAX_NESTING: u8 = 3;
 
 /// Copies images between registries without a daemon.
 #[derive(Debug, Clone)]
@@ -73,7 +75,7 @@ impl RegistryTransport {
             }
             Content::Index { chosen, .. } => {
                 for child in chosen {
-                    bytes += self.copy_child(job, child, events).await?;
+                    bytes += self.copy_child(job, child, events, 1).await?;
                 }
             }
         }
@@ -94,30 +96,44 @@ impl RegistryTransport {
         })
     }
 
-    /// Copies one platform manifest of an index: its blobs, then the manifest by digest.
-    async fn copy_child(
-        &self,
-        job: &Job,
-        child: &Child,
-        events: &JobEvents,
-    ) -> Result<u64, CopyError> {
-        let source = job.source.with_digest(&child.digest).map_err(other)?;
-        let target = job.target.with_digest(&child.digest).map_err(other)?;
-        if !self.force && self.target.head_manifest(&target).await?.is_some() {
-            return Ok(0);
-        }
-        let manifest = self.source.get_manifest(&source).await?;
-        let Parsed::Image(parts) = manifest::parse(&manifest.media_type, &manifest.bytes)? else {
-            return Err(CopyError::Other(format!(
-                "nested index {} is not supported",
-                child.digest
-            )));
-        };
-        let bytes = self.copy_blobs(job, parts.blobs(), events).await?;
-        self.target
-            .put_manifest(&target, manifest.bytes, &manifest.media_type)
-            .await?;
-        Ok(bytes)
+    /// Copies one entry of an index: its blobs (or, for an index inside the index, each of
+    /// its entries), then the manifest by digest. `depth` bounds nesting.
+    fn copy_child<'a>(
+        &'a self,
+        job: &'a Job,
+        child: &'a Child,
+        events: &'a JobEvents,
+        depth: u8,
+    ) -> futures::future::BoxFuture<'a, Result<u64, CopyError>> {
+        Box::pin(async move {
+            let source = job.source.with_digest(&child.digest).map_err(other)?;
+            let target = job.target.with_digest(&child.digest).map_err(other)?;
+            if !self.force && self.target.head_manifest(&target).await?.is_some() {
+                return Ok(0);
+            }
+            let manifest = self.source.get_manifest(&source).await?;
+            let bytes = match manifest::parse(&manifest.media_type, &manifest.bytes)? {
+                Parsed::Image(parts) => self.copy_blobs(job, parts.blobs(), events).await?,
+                Parsed::Index(_) if depth >= MAX_NESTING => {
+                    return Err(CopyError::Other(format!(
+                        "index {} nests indexes more than {MAX_NESTING} deep",
+                        child.digest
+                    )))
+                }
+                Parsed::Index(grandchildren) => {
+                    let mut bytes = 0;
+                    for grandchild in &grandchildren {
+                        bytes += self.copy_child(job, grandchild, events, depth + 1).await?;
+                    }
+                    bytes
+                }
+            };
+            // Children first: the index goes in only once everything it names is there.
+            self.target
+                .put_manifest(&target, manifest.bytes, &manifest.media_type)
+                .await?;
+            Ok(bytes)
+        })
     }
 
     async fn copy_blobs<'a>(

@@ -140,6 +140,30 @@ fn a_configuration_without_images_is_an_error_for_plan_and_sync() {
             assert!(out.stdout.is_empty(), "nothing done: {}", text(&out.stdout));
         }
     }
+    // Built images carried to hop 2 are work for the private stage only.
+    let carried = "\"r.io/mirror/x:/^(.*)(-n-ext)$/\": [\"p.io/library/x\"]\n";
+    let dir = project(&[
+        ("config/build-images.yaml", carried),
+        ("config/rules.yaml", "preset: nstl\n"),
+    ]);
+    let out = ferry(dir.path(), &["plan", "--offline"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("travel in hop 2"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = ferry(
+        dir.path(),
+        &["plan", "--offline", "--stage", "private"],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("-> p.io/library/x"),
+        "{}",
+        text(&out.stdout)
+    );
     // map and tags need no images.
     let dir = project(&[("config/rules.yaml", "preset: nstl\n")]);
     let out = ferry(dir.path(), &["map", "nginx:1.25"], &[]);

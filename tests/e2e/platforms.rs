@@ -143,8 +143,10 @@ async fn registry_transport_drops_windows_keeps_attestations_and_byte_identical_
         .await
         .is_none());
 
-    // A rerun is a no-op: the same new index is unchanged, nothing is written again.
+    // A rerun is a no-op: the same new index is unchanged, nothing is written again, and
+    // the source is asked with HEADs only (a manifest GET is a pull on Docker Hub).
     let before = dst.requests().len();
+    let source_before = src.requests().len();
     let again = ferry(dir.path(), &["sync", "--transport", "registry"], &[]);
     assert!(again.status.success(), "{}", text(&again.stderr));
     assert!(
@@ -157,6 +159,12 @@ async fn registry_transport_drops_windows_keeps_attestations_and_byte_identical_
         .filter(|r| r.method != "GET" && r.method != "HEAD")
         .count();
     assert_eq!(writes, 0, "a no-op writes nothing");
+    let source_gets: Vec<String> = src.requests()[source_before..]
+        .iter()
+        .filter(|r| r.method == "GET" && r.uri.contains("/manifests/"))
+        .map(|r| r.uri.clone())
+        .collect();
+    assert!(source_gets.is_empty(), "HEADs only: {source_gets:?}");
 
     // Linux-only with attestations: nothing to drop, the index keeps its digest.
     let dir = config_for(
