@@ -3,6 +3,7 @@
 //!
 //! Owns what the two transports' tests share: a job, a state file, one run of [`Mirror`].
 
+mod docker;
 mod registry;
 
 use std::sync::Arc;
