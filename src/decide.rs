@@ -18,6 +18,9 @@ use crate::platform::Platform;
 use crate::registry::{Manifest, RegistryClient};
 use crate::state::State;
 
+#[cfg(test)]
+mod tests;
+
 /// What a copy of one job would write to its target, as far as the digest goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Writes {

@@ -55,3 +55,32 @@ fn target(config: &Config, source: &Reference, stage: Stage) -> Result<Reference
         None => config.rules().target(source, stage),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::command::output_of;
+
+    /// The sources of SPEC §4's golden table; the extension row is asked with `--ext`.
+    const GOLDEN: &[&str] = &[
+        "docker.io/nginx:1.17.4",
+        "docker.io/adoptopenjdk/openjdk11:latest",
+        "ghcr.io/kube-vip/kube-vip:v0.5.0",
+        "registry.k8s.io/kube-proxy:v1.28.0",
+        "registry.k8s.io/coredns/coredns:latest",
+        "docker.elastic.co/elasticsearch/elasticsearch:8.11.1",
+        "docker.elastic.co/beats/filebeat:8.11.1",
+        "nginx",
+    ];
+
+    #[tokio::test]
+    async fn the_golden_rows_on_the_shipped_config() {
+        let mut shown = String::new();
+        for line in [
+            format!("-c config map {}", GOLDEN.join(" ")),
+            "-c config map --ext docker.io/nginx:1.17.4".to_owned(),
+        ] {
+            shown += &format!("$ ferry {line}\n{}", output_of(&line).await);
+        }
+        insta::assert_snapshot!(shown);
+    }
+}

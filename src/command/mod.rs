@@ -156,3 +156,23 @@ fn io(error: std::io::Error) -> CommandError {
     }
     CommandError::Failed(format!("cannot write output: {error}"))
 }
+
+/// What `ferry <line>` prints, run in-process with `-c` relative to the crate root; the
+/// line is split on spaces. Panics unless it exits 0.
+#[cfg(test)]
+pub(crate) async fn output_of(line: &str) -> String {
+    use clap::Parser;
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut words: Vec<String> = line.split(' ').map(str::to_owned).collect();
+    if let Some(dir) = words.iter().position(|w| w == "-c").map(|i| i + 1) {
+        words[dir] = format!("{root}/{}", words[dir]);
+    }
+    let cli = Cli::try_parse_from(std::iter::once("ferry".to_owned()).chain(words))
+        .unwrap_or_else(|e| panic!("ferry {line}: {e}"));
+    let mut out = Vec::new();
+    let code = execute(cli, &mut out)
+        .await
+        .unwrap_or_else(|e| panic!("ferry {line}: {e}"));
+    assert_eq!(code, EXIT_OK, "ferry {line}");
+    String::from_utf8(out).expect("utf-8 output")
+}

@@ -159,3 +159,22 @@ fn platforms_of(platforms: &[Platform], all: bool) -> String {
 fn platform_list(job: &Job) -> String {
     platforms_of(&job.platforms, job.all_platforms)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::command::output_of;
+
+    #[tokio::test]
+    async fn offline_plan_of_the_shipped_config() {
+        let line = "-c config plan --offline";
+        let shown = format!("$ ferry {line}\n{}", output_of(line).await);
+        insta::assert_snapshot!(shown);
+    }
+
+    #[tokio::test]
+    async fn offline_plan_of_the_origin_config_for_the_private_stage() {
+        let line = "-c tests/fixtures/origin/config plan --offline --stage private";
+        let shown = format!("$ ferry {line}\n{}", output_of(line).await);
+        insta::assert_snapshot!(shown);
+    }
+}

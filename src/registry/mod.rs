@@ -24,6 +24,8 @@ mod auth;
 mod blob;
 mod challenge;
 mod error;
+#[cfg(test)]
+pub(crate) mod fake;
 mod image;
 mod manifest;
 mod request;

@@ -6,6 +6,8 @@
 
 pub mod docker;
 pub mod registry;
+#[cfg(test)]
+mod tests;
 
 use std::future::Future;
 

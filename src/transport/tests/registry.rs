@@ -1,0 +1,291 @@
+//! Registry transport: blobs before the manifest that names them, platform manifests before
+//! the index, the tag last and once; blobs the target has are not sent, a blob shared by
+//! concurrent jobs is uploaded once per target registry, and a failed blob leaves no tag.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use super::{count, job, mirror, position, state};
+use crate::cache::BlobCache;
+use crate::credentials::Side;
+use crate::decide::{state_key, Decider, Writes};
+use crate::event::Outcome;
+use crate::plan::Job;
+use crate::registry::fake::{client, FakeRegistry, TestImage, TestIndex};
+use crate::state::State;
+use crate::transport::registry::RegistryTransport;
+
+/// A source registry, an empty target registry that accepts pushes, and the transport.
+struct Setup {
+    src: FakeRegistry,
+    dst: FakeRegistry,
+    decider: Decider,
+    transport: RegistryTransport,
+    state: Arc<State>,
+    _dir: TempDir,
+}
+
+impl Setup {
+    async fn new() -> Self {
+        let (src, dst) = (FakeRegistry::start().await, FakeRegistry::start().await);
+        dst.accept_pushes().await;
+        let (state, dir) = state();
+        let source = client();
+        let target = source.for_side(Side::Target);
+        let decider = Decider::new(
+            source.clone(),
+            target.clone(),
+            state.clone(),
+            Writes::SourceBytes,
+            false,
+        );
+        let cache = BlobCache::new(&dir.path().join("blobs"));
+        let transport = RegistryTransport::new(source, target, cache, state.clone(), false);
+        Setup {
+            src,
+            dst,
+            decider,
+            transport,
+            state,
+            _dir: dir,
+        }
+    }
+
+    /// The job `team/<name>:1` -> `mirror/<name>:1`.
+    fn job(&self, name: &str) -> Job {
+        job(
+            self.src.reference(&format!("team/{name}:1")),
+            self.dst.reference(&format!("mirror/{name}:1")),
+        )
+    }
+
+    async fn copy(&self, job: &Job) -> Outcome {
+        mirror(&self.decider, &self.transport, job).await
+    }
+}
+
+/// The PUT that finishes an upload of blob `digest`.
+fn blob_put(digest: &str) -> impl Fn(&str) -> bool + '_ {
+    move |line| line.starts_with("PUT ") && line.ends_with(&format!("?digest={digest}"))
+}
+
+/// A cross-repository mount of blob `digest`.
+fn mount(digest: &str) -> impl Fn(&str) -> bool + '_ {
+    move |line| line.starts_with("POST ") && line.contains(&format!("mount={digest}"))
+}
+
+/// The PUT of the manifest `reference` (tag or digest) of `repo`.
+fn manifest_put(repo: &str, reference: &str) -> impl Fn(&str) -> bool {
+    let wanted = format!("PUT /v2/{repo}/manifests/{reference}");
+    move |line| line == wanted
+}
+
+fn is_manifest_put(line: &str) -> bool {
+    line.starts_with("PUT ") && line.contains("/manifests/")
+}
+
+/// An image of two layers, and an index of it for two Linux platforms and Windows.
+fn image() -> TestImage {
+    TestImage::new("linux/amd64", &["base layer", "app layer"])
+}
+
+fn index() -> TestIndex {
+    TestIndex::new(vec![
+        TestImage::new("linux/amd64", &["base amd64", "app amd64"]),
+        TestImage::new("linux/arm64/v8", &["base arm64", "app arm64"]),
+        TestImage::new("windows/amd64", &["base windows"]),
+    ])
+}
+
+#[tokio::test]
+async fn every_blob_of_an_image_is_in_place_before_its_manifest() {
+    let setup = Setup::new().await;
+    let image = image();
+    setup.src.serve_image("team/app", "1", &image).await;
+    let outcome = setup.copy(&setup.job("app")).await;
+    assert!(
+        matches!(&outcome, Outcome::Copied { digest, .. } if *digest == image.digest),
+        "{outcome:?}"
+    );
+    let writes = setup.dst.writes().await;
+    let tag = position(&writes, "tag PUT", manifest_put("mirror/app", "1"));
+    for (digest, _) in image.blobs() {
+        let blob = position(&writes, "blob upload", blob_put(&digest));
+        assert!(blob < tag, "blob {digest} after the manifest: {writes:#?}");
+    }
+}
+
+#[tokio::test]
+async fn every_platform_manifest_is_in_place_before_the_index() {
+    let setup = Setup::new().await;
+    let index = index();
+    setup.src.serve_index("team/app", "1", &index).await;
+    let outcome = setup.copy(&setup.job("app")).await;
+    assert!(matches!(outcome, Outcome::Copied { .. }), "{outcome:?}");
+    let writes = setup.dst.writes().await;
+    let tag = position(&writes, "index PUT", manifest_put("mirror/app", "1"));
+    let (linux, windows) = index.children.split_at(2);
+    for child in linux {
+        let manifest = position(
+            &writes,
+            "platform manifest PUT by digest",
+            manifest_put("mirror/app", &child.digest),
+        );
+        assert!(
+            manifest < tag,
+            "{} after the index: {writes:#?}",
+            child.platform
+        );
+        for (digest, _) in child.blobs() {
+            let blob = position(&writes, "blob upload", blob_put(&digest));
+            assert!(
+                blob < manifest,
+                "blob {digest} after its manifest: {writes:#?}"
+            );
+        }
+    }
+    let never = &windows[0];
+    assert_eq!(
+        count(&writes, |line| line.contains(&never.digest)
+            || never
+                .blobs()
+                .iter()
+                .any(|(d, _)| line.contains(d.as_str()))),
+        0,
+        "nothing of windows/amd64 travels: {writes:#?}"
+    );
+}
+
+#[tokio::test]
+async fn the_tag_is_written_last_and_exactly_once() {
+    for kind in ["image", "index"] {
+        let setup = Setup::new().await;
+        match kind {
+            "image" => setup.src.serve_image("team/app", "1", &image()).await,
+            _ => setup.src.serve_index("team/app", "1", &index()).await,
+        }
+        let outcome = setup.copy(&setup.job("app")).await;
+        assert!(
+            matches!(outcome, Outcome::Copied { .. }),
+            "{kind}: {outcome:?}"
+        );
+        let writes = setup.dst.writes().await;
+        let tag = manifest_put("mirror/app", "1");
+        assert_eq!(count(&writes, &tag), 1, "{kind}: one tag PUT: {writes:#?}");
+        let last = writes.last().map(String::as_str).unwrap_or_default();
+        assert!(tag(last), "{kind}: the tag is the last write: {writes:#?}");
+    }
+}
+
+#[tokio::test]
+async fn blobs_the_target_has_are_not_uploaded() {
+    let setup = Setup::new().await;
+    let image = image();
+    setup.src.serve_image("team/app", "1", &image).await;
+    let blobs = image.blobs();
+    let (present, missing) = blobs.split_at(2);
+    for (digest, bytes) in present {
+        setup.dst.has_blob("mirror/app", digest, bytes.len()).await;
+    }
+    let outcome = setup.copy(&setup.job("app")).await;
+    let writes = setup.dst.writes().await;
+    for (digest, _) in present {
+        assert_eq!(
+            count(&writes, |line| line.contains(digest.as_str())),
+            0,
+            "{digest} is in the target already: {writes:#?}"
+        );
+    }
+    let (digest, bytes) = &missing[0];
+    assert_eq!(count(&writes, blob_put(digest)), 1, "{writes:#?}");
+    assert_eq!(
+        count(&writes, |line| line == "POST /v2/mirror/app/blobs/uploads/"),
+        1,
+        "one upload session, for the one missing blob: {writes:#?}"
+    );
+    assert!(
+        matches!(outcome, Outcome::Copied { bytes: sent, .. } if sent == bytes.len() as u64),
+        "only the missing blob counts: {outcome:?}"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_jobs_upload_a_shared_blob_once_per_target_registry() {
+    let setup = Setup::new().await;
+    // The config and base layer are shared; slow uploads make the two jobs overlap.
+    let a = TestImage::new("linux/amd64", &["shared base", "only in a"]);
+    let b = TestImage::new("linux/amd64", &["shared base", "only in b"]);
+    setup.src.serve_image("team/a", "1", &a).await;
+    setup.src.serve_image("team/b", "1", &b).await;
+    setup.dst.accept_mounts().await;
+    setup.dst.slow_uploads(Duration::from_millis(200)).await;
+    let (job_a, job_b) = (setup.job("a"), setup.job("b"));
+    let (copied_a, copied_b) = tokio::join!(setup.copy(&job_a), setup.copy(&job_b));
+    assert!(matches!(copied_a, Outcome::Copied { .. }), "{copied_a:?}");
+    assert!(matches!(copied_b, Outcome::Copied { .. }), "{copied_b:?}");
+    let writes = setup.dst.writes().await;
+    let shared = [sha256_of(&a.config), a.layer(0)];
+    assert_eq!(
+        shared[0],
+        sha256_of(&b.config),
+        "the configs are shared too"
+    );
+    for digest in &shared {
+        assert_eq!(count(&writes, blob_put(digest)), 1, "{digest}: {writes:#?}");
+        assert_eq!(count(&writes, mount(digest)), 1, "{digest}: {writes:#?}");
+    }
+    for digest in [a.layer(1), b.layer(1)] {
+        assert_eq!(
+            count(&writes, blob_put(&digest)),
+            1,
+            "{digest}: {writes:#?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failed_blob_upload_leaves_the_tag_unwritten() {
+    for kind in ["image", "index"] {
+        let setup = Setup::new().await;
+        let (source_digest, refused) = match kind {
+            "image" => {
+                let image = image();
+                setup.src.serve_image("team/app", "1", &image).await;
+                (image.digest.clone(), image.layer(1))
+            }
+            _ => {
+                let index = index();
+                setup.src.serve_index("team/app", "1", &index).await;
+                (index.digest.clone(), index.children[1].layer(1))
+            }
+        };
+        setup.dst.deny_upload(&refused).await;
+        let job = setup.job("app");
+        let outcome = setup.copy(&job).await;
+        assert!(
+            matches!(&outcome, Outcome::Failed { error } if error.contains("DENIED") || error.contains("denied")),
+            "{kind}: {outcome:?}"
+        );
+        let writes = setup.dst.writes().await;
+        assert_eq!(
+            count(&writes, manifest_put("mirror/app", "1")),
+            0,
+            "{kind}: no tag over a missing blob: {writes:#?}"
+        );
+        match kind {
+            "image" => assert_eq!(count(&writes, is_manifest_put), 0, "{writes:#?}"),
+            _ => {
+                let arm64 = &index().children[1].digest;
+                let put = count(&writes, manifest_put("mirror/app", arm64));
+                assert_eq!(put, 0, "arm64 over its missing layer: {writes:#?}");
+            }
+        }
+        assert_eq!(setup.state.pushed(&state_key(&job), &source_digest), None);
+    }
+}
+
+fn sha256_of(bytes: &[u8]) -> String {
+    crate::manifest::sha256_digest(bytes)
+}
