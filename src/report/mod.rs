@@ -1,10 +1,11 @@
 //! Output: turns run events into what people and CI systems read.
 //!
 //! Owns the [`Reporter`] trait and one implementation per format (human, JSON, TeamCity,
-//! GitHub Actions). It must not decide anything about the work; it only renders events.
+//! GitHub Actions, image-syncer's images files). It must not decide anything about the work; it only renders events.
 
 mod github;
 mod human;
+mod images;
 mod json;
 mod teamcity;
 
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 pub use github::GithubReporter;
 pub use human::HumanReporter;
+pub use images::{ImagesFormat, ImagesReporter, UNLISTED};
 pub use json::JsonReporter;
 pub use teamcity::TeamcityReporter;
 

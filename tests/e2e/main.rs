@@ -6,6 +6,7 @@ mod decide;
 mod docker;
 mod env;
 mod harness;
+mod image_syncer;
 mod inputs;
 mod platforms;
 mod registry;
