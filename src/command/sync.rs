@@ -16,11 +16,11 @@ use crate::cli::{SyncArgs, TransportArg};
 use crate::config::Config;
 use crate::credentials::Side;
 use crate::decide::{Decider, Writes};
-use crate::event::{self, Event, Outcome};
+use crate::event::{self, Event, Outcome, PlannedJob};
 use crate::plan::{self, Job, Unresolved};
 use crate::registry::{ClientOptions, RegistryClient};
 use crate::report::{
-    GithubReporter, HumanReporter, JsonReporter, Reporter, Reporters, TeamcityReporter,
+    GithubReporter, HumanReporter, JsonReporter, Reporter, Reporters, TeamcityReporter, UNLISTED,
 };
 use crate::run::{run as run_jobs, RunOptions, Worker};
 use crate::state::State;
@@ -163,6 +163,17 @@ pub(super) async fn run_reported<W: Worker>(
 ) -> Vec<Outcome> {
     let started = Instant::now();
     let (events, receiver) = event::channel();
+    let planned = jobs
+        .iter()
+        .map(|j| (j.source.to_string(), j.target.to_string()))
+        .chain(
+            unresolved
+                .iter()
+                .map(|u| (u.source.to_string(), UNLISTED.to_owned())),
+        )
+        .map(|(source, target)| PlannedJob { source, target })
+        .collect();
+    events.send(Event::Planned { jobs: planned });
     report_unresolved(&events, jobs.len(), unresolved);
     let run = async {
         let outcomes = run_jobs(worker, jobs, options, &events).await;
@@ -306,7 +317,7 @@ fn report_unresolved(events: &event::Sender, first_id: usize, unresolved: &[Unre
         events.send(Event::Started {
             job,
             source: source.clone(),
-            target: crate::report::UNLISTED.to_owned(),
+            target: UNLISTED.to_owned(),
         });
         events.send(Event::Finished {
             job,
