@@ -11,5 +11,6 @@ mod inputs;
 mod platforms;
 mod registry;
 mod resume;
+mod schema;
 mod support;
 mod transport;
