@@ -1,5 +1,6 @@
 //! The one integration test binary: real dockerd, real registries.
 
+mod action;
 mod build;
 mod cli;
 mod decide;
