@@ -13,7 +13,12 @@ use clap::{Parser, ValueEnum};
 /// A docker registry image synchronization tool (image-syncer's command line, run by ferry
 /// over its registry transport).
 #[derive(Debug, Clone, Parser)]
-#[command(name = "image-syncer", version, about, long_about = None)]
+#[command(
+    name = "image-syncer",
+    version = concat!("(ferry ", env!("CARGO_PKG_VERSION"), ")"),
+    about,
+    long_about = None
+)]
 pub struct ImageSyncerArgs {
     /// Config file path (auth and images in one file). Deprecated in image-syncer: use
     /// --auth and --images.
