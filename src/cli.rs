@@ -2,6 +2,8 @@
 //!
 //! Owns argument syntax and help texts. It must not run anything: `command` does.
 
+pub mod image_syncer;
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -12,7 +14,14 @@ use crate::shard::Shard;
 
 /// Mirror public container images into registries you control, and build `-n-ext` images.
 #[derive(Debug, Parser)]
-#[command(name = "ferry", version, about, long_about = None)]
+#[command(
+    name = "ferry",
+    version,
+    about,
+    long_about = None,
+    after_help = "Started as `image-syncer` (a symlink or copy of ferry) or as `ferry image-syncer`, \
+ferry takes image-syncer's command line: `image-syncer --auth=auth.yaml --images=images.yaml --proc=10 --retries=2`."
+)]
 pub struct Cli {
     /// Configuration directory (images.yaml, auth.yaml, rules.yaml, build-images.yaml)
     /// or a Ferryman items.yml file.
@@ -45,6 +54,16 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Inspect or prune the local layer cache (images ferry pulled into the daemon).
     Cache(CacheArgs),
+    /// Print a shell completion script: `ferry completions bash > /etc/bash_completion.d/ferry`.
+    Completions(CompletionsArgs),
+}
+
+/// `ferry completions`.
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell: bash, zsh, fish, elvish or powershell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// How images travel.

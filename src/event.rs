@@ -62,9 +62,24 @@ pub enum Outcome {
     },
 }
 
+/// One job of a run as announced before it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedJob {
+    /// Source reference, canonical form.
+    pub source: String,
+    /// Target reference, canonical form.
+    pub target: String,
+}
+
 /// One thing that happened during a run.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
+    /// Before any job starts: every job the run will report, the job id being the index
+    /// (progress totals, TeamCity suites that close when their last job ends).
+    Planned {
+        /// Every job, in id order.
+        jobs: Vec<PlannedJob>,
+    },
     /// A job began.
     Started {
         /// Which job.

@@ -4,8 +4,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use ferry::cli::image_syncer::{image_syncer_args, ImageSyncerArgs, ParseExit};
 use ferry::cli::Cli;
-use ferry::command::{execute, CommandError, EXIT_FAILED};
+use ferry::command::{execute, execute_image_syncer, CommandError, EXIT_FAILED, EXIT_USAGE};
 
 fn main() -> ExitCode {
     // A bug must still read as one line (no backtrace, nothing but the panic's own text).
@@ -22,8 +23,27 @@ fn main() -> ExitCode {
             .unwrap_or_default();
         eprintln!("ferry: internal error{at}: {}", message.replace('\n', " "));
     }));
-    let cli = Cli::parse();
-    let filter = match cli.verbose {
+    // Started as `image-syncer` (or `ferry image-syncer`): image-syncer's command line.
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mode = match image_syncer_args(&argv) {
+        Some(args) => match ImageSyncerArgs::parse_args(&args) {
+            Ok(args) => Mode::ImageSyncer(args),
+            Err(ParseExit::Print(text)) => {
+                print!("{text}");
+                return ExitCode::SUCCESS;
+            }
+            Err(ParseExit::Usage(line)) => {
+                eprintln!("{line}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
+        None => Mode::Ferry(Cli::parse_from(argv)),
+    };
+    let verbose = match &mode {
+        Mode::Ferry(cli) => cli.verbose,
+        Mode::ImageSyncer(_) => 0,
+    };
+    let filter = match verbose {
         0 => "warn",
         1 => "info",
         _ => "debug",
@@ -44,12 +64,25 @@ fn main() -> ExitCode {
         }
     };
     let mut stdout = std::io::stdout();
-    match runtime.block_on(execute(cli, &mut stdout)) {
+    let (name, result) = match mode {
+        Mode::Ferry(cli) => ("ferry", runtime.block_on(execute(cli, &mut stdout))),
+        Mode::ImageSyncer(args) => (
+            "image-syncer",
+            runtime.block_on(execute_image_syncer(args, &mut stdout)),
+        ),
+    };
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(CommandError::OutputClosed) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("ferry: {error}");
+            eprintln!("{name}: {error}");
             ExitCode::from(error.exit_code())
         }
     }
+}
+
+/// Whose command line this run speaks.
+enum Mode {
+    Ferry(Cli),
+    ImageSyncer(ImageSyncerArgs),
 }

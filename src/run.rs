@@ -253,6 +253,7 @@ mod tests {
                     | Event::Layer { job, .. }
                     | Event::Retrying { job, .. }
                     | Event::Log { job, .. } => *job == id,
+                    Event::Planned { .. } => false,
                 })
                 .collect();
             assert!(

@@ -5,7 +5,9 @@
 
 mod build;
 mod cache;
+mod completions;
 mod generate;
+pub mod image_syncer;
 mod map;
 mod plan;
 mod resolve;
@@ -72,7 +74,16 @@ pub async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<u8, Comma
         Command::Sync(args) => sync::run(&load(&cli)?, args, out).await,
         Command::Cache(args) => cache::run(args, out).await,
         Command::Build(args) => build::run(&load(&cli)?, args, out).await,
+        Command::Completions(args) => completions::run(args, out),
     }
+}
+
+/// Runs image-syncer's command line (ferry started as `image-syncer`); the exit code.
+pub async fn execute_image_syncer(
+    args: crate::cli::image_syncer::ImageSyncerArgs,
+    out: &mut (dyn Write + Send),
+) -> Result<u8, CommandError> {
+    image_syncer::run(&args, out).await
 }
 
 fn load(cli: &Cli) -> Result<Config, CommandError> {

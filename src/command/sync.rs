@@ -16,10 +16,12 @@ use crate::cli::{SyncArgs, TransportArg};
 use crate::config::Config;
 use crate::credentials::Side;
 use crate::decide::{Decider, Writes};
-use crate::event::{self, Event, Outcome};
+use crate::event::{self, Event, Outcome, PlannedJob};
 use crate::plan::{self, Job, Unresolved};
 use crate::registry::{ClientOptions, RegistryClient};
-use crate::report::{GithubReporter, HumanReporter, JsonReporter, Reporters, TeamcityReporter};
+use crate::report::{
+    GithubReporter, HumanReporter, JsonReporter, Reporter, Reporters, TeamcityReporter, UNLISTED,
+};
 use crate::run::{run as run_jobs, RunOptions, Worker};
 use crate::state::State;
 use crate::transport::docker::DockerTransport;
@@ -71,24 +73,13 @@ pub async fn run(
     }
     let outcomes = match transport {
         TransportArg::Registry => {
-            let state = Arc::new(load_state(&args.copying.state));
-            let decider = Decider::new(
-                client.clone(),
-                target.clone(),
-                state.clone(),
-                writes(transport),
-                args.force,
-            );
-            let blobs = BlobCache::new(&blob_dir(&args.copying.state));
-            let copier = RegistryTransport::new(client, target, blobs.clone(), state, args.force);
-            let work = Mirror::new(&decider, &copier);
-            let outcomes = run_reported(&work, &jobs, &unresolved, &options, &mut reporters).await;
-            match blobs.prune(max_cache) {
-                Ok(freed) if freed > 0 => tracing::info!("blob cache: freed {freed} bytes"),
-                Ok(_) => {}
-                Err(error) => tracing::warn!("blob cache not pruned: {error}"),
-            }
-            outcomes
+            let copy = RegistryCopy {
+                client,
+                state: &args.copying.state,
+                force: args.force,
+                max_cache,
+            };
+            copy.run(&jobs, &unresolved, &options, &mut reporters).await
         }
         TransportArg::Docker => {
             let (engine, state) = daemon_and_state(&args.copying.state).await?;
@@ -119,6 +110,48 @@ pub async fn run(
     })
 }
 
+/// A run of the registry transport: its client, state file (the blob cache sits beside
+/// it), `--force` and the blob cache budget.
+pub(super) struct RegistryCopy<'a> {
+    pub client: RegistryClient,
+    pub state: &'a Path,
+    pub force: bool,
+    pub max_cache: u64,
+}
+
+impl RegistryCopy<'_> {
+    /// Decides and copies every job registry to registry while `reporters` render the
+    /// events, then prunes the blob cache; the outcomes in job order.
+    pub async fn run(
+        self,
+        jobs: &[Job],
+        unresolved: &[Unresolved],
+        options: &RunOptions,
+        reporters: &mut Reporters,
+    ) -> Vec<Outcome> {
+        let transport = TransportArg::Registry;
+        let state = Arc::new(load_state(self.state));
+        let target = self.client.for_side(Side::Target);
+        let decider = Decider::new(
+            self.client.clone(),
+            target.clone(),
+            state.clone(),
+            writes(transport),
+            self.force,
+        );
+        let blobs = BlobCache::new(&blob_dir(self.state));
+        let copier = RegistryTransport::new(self.client, target, blobs.clone(), state, self.force);
+        let work = Mirror::new(&decider, &copier);
+        let outcomes = run_reported(&work, jobs, unresolved, options, reporters).await;
+        match blobs.prune(self.max_cache) {
+            Ok(freed) if freed > 0 => tracing::info!("blob cache: freed {freed} bytes"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!("blob cache not pruned: {error}"),
+        }
+        outcomes
+    }
+}
+
 /// Runs `jobs` with `worker` while `reporters` render every event (the entries whose tags
 /// could not be listed first, as failed jobs); the outcomes in job order.
 pub(super) async fn run_reported<W: Worker>(
@@ -130,6 +163,17 @@ pub(super) async fn run_reported<W: Worker>(
 ) -> Vec<Outcome> {
     let started = Instant::now();
     let (events, receiver) = event::channel();
+    let planned = jobs
+        .iter()
+        .map(|j| (j.source.to_string(), j.target.to_string()))
+        .chain(
+            unresolved
+                .iter()
+                .map(|u| (u.source.to_string(), UNLISTED.to_owned())),
+        )
+        .map(|(source, target)| PlannedJob { source, target })
+        .collect();
+    events.send(Event::Planned { jobs: planned });
     report_unresolved(&events, jobs.len(), unresolved);
     let run = async {
         let outcomes = run_jobs(worker, jobs, options, &events).await;
@@ -218,14 +262,32 @@ async fn jobs(
 /// Human output always; TeamCity, GitHub Actions and JSON when asked for.
 pub(super) fn reporters(report: Option<&Path>) -> Result<Reporters, CommandError> {
     let mut reporters = Reporters::default();
-    if std::io::stderr().is_terminal() {
+    reporters.push_named("stdout", human(std::io::stdout()));
+    push_ci_reporters(&mut reporters);
+    if let Some(path) = report {
+        let file = std::fs::File::create(path).map_err(|e| {
+            CommandError::Usage(format!("cannot write report {}: {e}", path.display()))
+        })?;
         reporters.push_named(
-            "stdout",
-            Box::new(HumanReporter::with_bars(std::io::stdout())),
+            format!("report {}", path.display()),
+            Box::new(JsonReporter::new(file)),
         );
-    } else {
-        reporters.push_named("stdout", Box::new(HumanReporter::plain(std::io::stdout())));
     }
+    Ok(reporters)
+}
+
+/// Lines for people to `out`, with progress bars on stderr when it is a terminal.
+pub(super) fn human(out: impl Write + Send + 'static) -> Box<dyn Reporter> {
+    if std::io::stderr().is_terminal() {
+        Box::new(HumanReporter::with_bars(out))
+    } else {
+        Box::new(HumanReporter::plain(out))
+    }
+}
+
+/// TeamCity service messages under TeamCity (`TEAMCITY_VERSION`), annotations and the step
+/// summary under GitHub Actions (`GITHUB_ACTIONS=true`).
+pub(super) fn push_ci_reporters(reporters: &mut Reporters) {
     if std::env::var_os("TEAMCITY_VERSION").is_some() {
         reporters.push_named(
             "stdout (TeamCity)",
@@ -245,16 +307,6 @@ pub(super) fn reporters(report: Option<&Path>) -> Result<Reporters, CommandError
             Box::new(GithubReporter::new(std::io::stdout(), summary)),
         );
     }
-    if let Some(path) = report {
-        let file = std::fs::File::create(path).map_err(|e| {
-            CommandError::Usage(format!("cannot write report {}: {e}", path.display()))
-        })?;
-        reporters.push_named(
-            format!("report {}", path.display()),
-            Box::new(JsonReporter::new(file)),
-        );
-    }
-    Ok(reporters)
 }
 
 /// Entries whose tags could not be listed count as failed jobs in every report.
@@ -265,7 +317,7 @@ fn report_unresolved(events: &event::Sender, first_id: usize, unresolved: &[Unre
         events.send(Event::Started {
             job,
             source: source.clone(),
-            target: "(tags not listed)".to_owned(),
+            target: UNLISTED.to_owned(),
         });
         events.send(Event::Finished {
             job,

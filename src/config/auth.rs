@@ -78,12 +78,15 @@ impl AuthConfig {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawAuth {
+pub(crate) struct RawAuth {
     username: Option<Spanned<String>>,
     password: Option<Spanned<String>>,
     insecure: Option<bool>,
     ca_file: Option<Spanned<String>>,
 }
+
+/// The entries of an auth file as read, before they are checked and expanded.
+pub(crate) type AuthEntries = Entries<Option<RawAuth>>;
 
 /// Parses auth.yaml; `root` anchors a relative `ca_file`, `env` looks variables up.
 pub(crate) fn parse(
@@ -91,9 +94,19 @@ pub(crate) fn parse(
     root: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<AuthConfig, ConfigError> {
-    let Some(Entries(entries)) = file.parse::<Entries<Option<RawAuth>>>()? else {
+    let Some(entries) = file.parse::<AuthEntries>()? else {
         return Ok(AuthConfig::default());
     };
+    from_entries(file, root, env, entries)
+}
+
+/// The entries of `file` already read (as part of image-syncer's combined config file).
+pub(crate) fn from_entries(
+    file: &YamlFile,
+    root: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    Entries(entries): AuthEntries,
+) -> Result<AuthConfig, ConfigError> {
     let mut slots = Vec::new();
     for (key, raw) in entries {
         let normalized = normalize_registry(&key.value).map_err(|m| {

@@ -108,11 +108,22 @@ impl<'de> Deserialize<'de> for ImageValue {
     }
 }
 
+/// The entries of an images file as read, before they are checked.
+pub(crate) type ImageEntries = Entries<Spanned<ImageValue>>;
+
 /// Parses images.yaml; an empty file gives no entries.
 pub(crate) fn parse(file: &YamlFile) -> Result<Vec<ImageEntry>, ConfigError> {
-    let Some(Entries(entries)) = file.parse::<Entries<Spanned<ImageValue>>>()? else {
+    let Some(entries) = file.parse::<ImageEntries>()? else {
         return Ok(Vec::new());
     };
+    from_entries(file, entries)
+}
+
+/// The entries of `file` already read (as part of image-syncer's combined config file).
+pub(crate) fn from_entries(
+    file: &YamlFile,
+    Entries(entries): ImageEntries,
+) -> Result<Vec<ImageEntry>, ConfigError> {
     entries
         .into_iter()
         .map(|(key, value)| entry(file, key, value))

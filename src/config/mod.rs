@@ -10,6 +10,7 @@ mod ferryman;
 pub mod images;
 mod rules;
 pub mod selection;
+mod syncer;
 mod yaml;
 
 use std::path::{Path, PathBuf};

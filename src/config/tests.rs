@@ -335,7 +335,7 @@ fn shipped_config_loads() {
         .expect_err("NSTL_* unset");
     assert!(
         e.to_string()
-            .starts_with("config/auth.yaml:15:13: username needs"),
+            .starts_with("config/auth.yaml:16:13: username needs"),
         "{e}"
     );
     assert!(without_env

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::progress::{Layers, Overall};
 use super::{human_bytes, Reporter, Tally};
 use crate::event::{Event, JobId, LayerStatus, Outcome};
 
@@ -19,13 +20,19 @@ pub struct HumanReporter<W: Write + Send> {
 
 struct Bars {
     multi: MultiProgress,
+    /// The whole run, above the bars of the running images.
+    overall: ProgressBar,
+    progress: Overall,
     jobs: HashMap<JobId, JobBar>,
 }
 
 struct JobBar {
     bar: ProgressBar,
-    layers: HashMap<String, (u64, u64)>,
+    layers: Layers,
 }
+
+/// Most copies the end table lists one by one (the JSON report has them all).
+pub const LISTED_COPIES: usize = 200;
 
 impl<W: Write + Send> HumanReporter<W> {
     /// Plain lines to `out`, one per finished job, retry and layer.
@@ -36,10 +43,15 @@ impl<W: Write + Send> HumanReporter<W> {
     /// Live progress bars on stderr; finished jobs and the summary go to `out`.
     pub fn with_bars(out: W) -> Self {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let overall = multi.add(ProgressBar::new(0));
+        overall.set_style(overall_style());
+        overall.set_prefix("images");
         HumanReporter {
             out,
             bars: Some(Bars {
                 multi,
+                overall,
+                progress: Overall::default(),
                 jobs: HashMap::new(),
             }),
         }
@@ -55,7 +67,14 @@ impl<W: Write + Send> HumanReporter<W> {
 
 impl<W: Write + Send> Reporter for HumanReporter<W> {
     fn event(&mut self, event: &Event, tally: &Tally) -> io::Result<()> {
+        if let Some(bars) = &mut self.bars {
+            bars.progress.apply(event);
+            bars.overall.set_length(bars.progress.total() as u64);
+            bars.overall.set_position(bars.progress.done() as u64);
+            bars.overall.set_message(bars.progress.message());
+        }
         match event {
+            Event::Planned { .. } => Ok(()),
             Event::Started { job, source, .. } => {
                 if let Some(bars) = &mut self.bars {
                     let bar = bars.multi.add(ProgressBar::new(0));
@@ -65,7 +84,7 @@ impl<W: Write + Send> Reporter for HumanReporter<W> {
                         *job,
                         JobBar {
                             bar,
-                            layers: HashMap::new(),
+                            layers: Layers::default(),
                         },
                     );
                 }
@@ -161,6 +180,7 @@ impl<W: Write + Send> Reporter for HumanReporter<W> {
 
     fn finish(&mut self, tally: &Tally) -> io::Result<()> {
         if let Some(bars) = &self.bars {
+            bars.overall.finish_and_clear();
             bars.multi.clear()?;
         }
         let totals = tally.totals();
@@ -170,6 +190,33 @@ impl<W: Write + Send> Reporter for HumanReporter<W> {
         writeln!(self.out, "{:<8} {:>8}", "failed", totals.failed)?;
         writeln!(self.out, "{:<8} {:>8}", "bytes", human_bytes(totals.bytes))?;
         writeln!(self.out, "{:<8} {:>8}", "time", seconds(tally.elapsed()))?;
+        // Copies and failures one by one; skips only counted (they are most of a
+        // scheduled run, and each had its line above).
+        let copies: Vec<String> = tally
+            .jobs()
+            .filter_map(|r| match &r.outcome {
+                Some(Outcome::Copied { bytes, .. }) => Some(format!(
+                    "{} -> {}  {}",
+                    r.source,
+                    r.target,
+                    human_bytes(*bytes)
+                )),
+                _ => None,
+            })
+            .collect();
+        if !copies.is_empty() {
+            writeln!(self.out, "\ncopied:")?;
+            for line in copies.iter().take(LISTED_COPIES) {
+                writeln!(self.out, "  {line}")?;
+            }
+            if copies.len() > LISTED_COPIES {
+                let more = copies.len() - LISTED_COPIES;
+                writeln!(
+                    self.out,
+                    "  … and {more} more (--report FILE lists every job)"
+                )?;
+            }
+        }
         let failures: Vec<_> = tally
             .jobs()
             .filter_map(|r| match &r.outcome {
@@ -189,23 +236,18 @@ impl<W: Write + Send> Reporter for HumanReporter<W> {
 
 impl JobBar {
     fn update(&mut self, layer: &str, status: LayerStatus, current: u64, total: Option<u64>) {
-        let entry = self.layers.entry(layer.to_owned()).or_insert((0, 0));
-        if let Some(total) = total {
-            entry.1 = total;
-        }
-        entry.0 = match status {
-            LayerStatus::Done | LayerStatus::AlreadyExists | LayerStatus::Mounted => entry.1,
-            _ => current,
-        };
-        let (done, all) = self
-            .layers
-            .values()
-            .fold((0, 0), |(d, a), (c, t)| (d + c, a + t));
+        self.layers.update(layer, status, current, total);
+        let (done, all) = self.layers.sums();
         self.bar.set_length(all);
         self.bar.set_position(done);
         self.bar
-            .set_message(format!("{} layers", self.layers.len()));
+            .set_message(format!("{} layers", self.layers.count()));
     }
+}
+
+fn overall_style() -> ProgressStyle {
+    ProgressStyle::with_template("{prefix:>6} {bar:30} {pos}/{len} done  {msg}  ETA {eta}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
 fn bar_style() -> ProgressStyle {
@@ -225,29 +267,14 @@ fn seconds(duration: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::tests::render;
+    use crate::report::tests::{large_events, render, render_events};
 
     #[test]
     fn plain_output_has_one_line_per_outcome_and_a_table() {
         let mut out = Vec::new();
         render(HumanReporter::plain(&mut out));
         let text = String::from_utf8(out).expect("utf-8");
-        let expected = "\
-copied  docker.io/library/nginx:1 -> mirror.local/nginx:1  1.5 KiB in 1.5s
-skipped docker.io/library/redis:1 -> mirror.local/redis:1  (unchanged)
-retry   docker.io/library/busybox:1 (attempt 2 in 1.0s): mirror.local: 503 Service Unavailable
-FAILED  docker.io/library/busybox:1 -> mirror.local/busybox:1: manifest unknown | it's [gone]
-
-copied          1
-skipped         1
-failed          1
-bytes     1.5 KiB
-time         3.0s
-
-failed:
-  docker.io/library/busybox:1 -> mirror.local/busybox:1: manifest unknown | it's [gone]
-";
-        assert_eq!(text, expected);
+        insta::assert_snapshot!("human_plain_sample", text);
     }
 
     #[test]
@@ -263,5 +290,18 @@ failed:
             .expect("render a log line");
         let text = String::from_utf8(out).expect("utf-8");
         assert_eq!(text, "  | Step 2/3 : COPY hello.txt /hello.txt\n");
+    }
+
+    #[test]
+    fn the_end_table_of_a_large_run_lists_copies_and_failures_and_counts_skips() {
+        let mut out = Vec::new();
+        render_events(HumanReporter::plain(&mut out), large_events());
+        let text = String::from_utf8(out).expect("utf-8");
+        let (_, table) = text.split_once("\n\n").expect("a table after the lines");
+        assert!(
+            !table.contains("unchanged"),
+            "skips are counted, not listed"
+        );
+        insta::assert_snapshot!("human_end_table_large", table);
     }
 }

@@ -69,4 +69,11 @@ mod tests {
             .as_str()
             .is_some_and(|e| e.contains("manifest unknown")));
     }
+
+    #[test]
+    fn report_snapshot() {
+        let mut out = Vec::new();
+        render(JsonReporter::new(&mut out));
+        insta::assert_snapshot!("json_sample", String::from_utf8(out).expect("utf-8"));
+    }
 }

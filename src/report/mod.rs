@@ -1,11 +1,13 @@
 //! Output: turns run events into what people and CI systems read.
 //!
 //! Owns the [`Reporter`] trait and one implementation per format (human, JSON, TeamCity,
-//! GitHub Actions). It must not decide anything about the work; it only renders events.
+//! GitHub Actions, image-syncer's images files). It must not decide anything about the work; it only renders events.
 
 mod github;
 mod human;
+mod images;
 mod json;
+mod progress;
 mod teamcity;
 
 use std::collections::BTreeMap;
@@ -14,6 +16,7 @@ use std::time::Duration;
 
 pub use github::GithubReporter;
 pub use human::HumanReporter;
+pub use images::{ImagesFormat, ImagesReporter, UNLISTED};
 pub use json::JsonReporter;
 pub use teamcity::TeamcityReporter;
 
@@ -58,6 +61,7 @@ pub struct Totals {
 #[derive(Debug, Clone, Default)]
 pub struct Tally {
     jobs: BTreeMap<JobId, JobRecord>,
+    planned: Option<usize>,
     elapsed: Duration,
 }
 
@@ -90,6 +94,7 @@ impl Tally {
                     record.seconds = elapsed.as_secs_f64();
                 }
             }
+            Event::Planned { jobs } => self.planned = Some(jobs.len()),
             Event::Layer { .. } | Event::Retrying { .. } | Event::Log { .. } => {}
         }
     }
@@ -102,6 +107,11 @@ impl Tally {
     /// Wall time of the whole run.
     pub fn elapsed(&self) -> Duration {
         self.elapsed
+    }
+
+    /// How many jobs the run announced (`None` before, or when it announced none).
+    pub fn planned(&self) -> Option<usize> {
+        self.planned
     }
 
     /// The job with this id, if it started.
@@ -269,139 +279,4 @@ pub fn human_bytes(bytes: u64) -> String {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-
-    /// A small run: one copied, one skipped, one failed, with a retry and layer progress.
-    pub(crate) fn sample_events() -> Vec<Event> {
-        use crate::event::LayerStatus;
-        let started = |job: JobId, name: &str| Event::Started {
-            job,
-            source: format!("docker.io/library/{name}:1"),
-            target: format!("mirror.local/{name}:1"),
-        };
-        vec![
-            started(0, "nginx"),
-            Event::Layer {
-                job: 0,
-                layer: "sha256:aa".into(),
-                status: LayerStatus::Pushing,
-                current: 512,
-                total: Some(1024),
-            },
-            Event::Finished {
-                job: 0,
-                outcome: Outcome::Copied {
-                    note: None,
-                    bytes: 1536,
-                    digest: "sha256:bb".into(),
-                },
-                elapsed: Duration::from_millis(1500),
-            },
-            started(1, "redis"),
-            Event::Finished {
-                job: 1,
-                outcome: Outcome::Skipped {
-                    reason: crate::event::SkipReason::Unchanged,
-                },
-                elapsed: Duration::from_millis(10),
-            },
-            started(2, "busybox"),
-            Event::Retrying {
-                job: 2,
-                attempt: 2,
-                wait: Duration::from_secs(1),
-                cause: "mirror.local: 503 Service Unavailable".into(),
-            },
-            Event::Finished {
-                job: 2,
-                outcome: Outcome::Failed {
-                    error: "docker.io/library/busybox:1 -> mirror.local/busybox:1: manifest unknown | it's [gone]"
-                        .into(),
-                },
-                elapsed: Duration::from_secs(2),
-            },
-        ]
-    }
-
-    pub(crate) fn render(mut reporter: impl Reporter) -> Tally {
-        let mut tally = Tally::default();
-        for event in sample_events() {
-            tally.apply(&event);
-            reporter.event(&event, &tally).expect("render event");
-        }
-        tally.set_elapsed(Duration::from_secs(3));
-        reporter.finish(&tally).expect("finish");
-        tally
-    }
-
-    #[test]
-    fn tally_counts_outcomes_and_bytes() {
-        let mut tally = Tally::default();
-        for event in sample_events() {
-            tally.apply(&event);
-        }
-        assert_eq!(
-            tally.totals(),
-            Totals {
-                copied: 1,
-                skipped: 1,
-                failed: 1,
-                bytes: 1536
-            }
-        );
-    }
-
-    /// A reporter whose output is gone after `after` events.
-    struct Broken {
-        after: usize,
-        seen: usize,
-    }
-
-    impl Reporter for Broken {
-        fn event(&mut self, _: &Event, _: &Tally) -> io::Result<()> {
-            self.seen += 1;
-            if self.seen > self.after {
-                return Err(io::Error::new(io::ErrorKind::BrokenPipe, "closed"));
-            }
-            Ok(())
-        }
-
-        fn finish(&mut self, _: &Tally) -> io::Result<()> {
-            Err(io::Error::other("disk full"))
-        }
-    }
-
-    #[test]
-    fn a_failing_reporter_stops_alone() {
-        let log = EventLog::default();
-        let mut reporters = Reporters::default();
-        reporters.push_named("stdout", Box::new(Broken { after: 1, seen: 0 }));
-        reporters.push_named("log", Box::new(log.clone()));
-        reporters.push_named("report r.json", Box::new(Broken { after: 99, seen: 0 }));
-        for event in sample_events() {
-            reporters.event(&event);
-        }
-        let tally = reporters.finish(Duration::from_secs(1)).clone();
-        assert_eq!(
-            log.events(),
-            sample_events(),
-            "every event reached the others"
-        );
-        assert_eq!(tally.totals().failed, 1, "the tally is complete");
-        let failures = reporters.failures();
-        let named: Vec<(&str, bool)> = failures
-            .iter()
-            .map(|f| (f.name.as_str(), f.is_closed_output()))
-            .collect();
-        assert_eq!(named, [("stdout", true), ("report r.json", false)]);
-    }
-
-    #[test]
-    fn human_bytes_units() {
-        assert_eq!(human_bytes(0), "0 B");
-        assert_eq!(human_bytes(1023), "1023 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(176 * 1024 * 1024), "176.0 MiB");
-    }
-}
+pub(crate) mod tests;

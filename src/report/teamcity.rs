@@ -3,26 +3,85 @@
 //! Owns the escaping and choice of messages. It must not print anything but service
 //! messages, so the human reporter stays responsible for readable lines.
 
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 
 use super::{Reporter, Tally};
-use crate::event::{Event, Outcome};
+use crate::event::{Event, JobId, Outcome};
 
-/// Emits `progressMessage`, `buildProblem` and `buildStatisticValue` messages.
+/// Emits one test per image in one suite per source repository (the Tests tab keeps each
+/// image's history), `progressMessage` as images start, and `buildStatisticValue`s at the
+/// end. A repository's suite is written as one block when its last job finishes, so
+/// suites never interleave however the jobs do (each test carries its own `duration`).
 pub struct TeamcityReporter<W: Write + Send> {
     out: W,
+    /// Jobs still to finish per repository, from the run's plan.
+    remaining: HashMap<String, usize>,
+    /// Finished jobs per repository not written yet, by job id; repositories in the
+    /// order their first job finished.
+    pending: Vec<(String, BTreeMap<JobId, String>)>,
 }
 
 impl<W: Write + Send> TeamcityReporter<W> {
     /// A reporter writing service messages to `out` (stdout in a build step).
     pub fn new(out: W) -> Self {
-        TeamcityReporter { out }
+        TeamcityReporter {
+            out,
+            remaining: HashMap::new(),
+            pending: Vec::new(),
+        }
     }
+
+    /// Writes the suite of `repository` with its finished tests.
+    fn write_suite(&mut self, index: usize) -> io::Result<()> {
+        let (repository, tests) = self.pending.remove(index);
+        let name = escape(&repository);
+        writeln!(self.out, "##teamcity[testSuiteStarted name='{name}']")?;
+        for test in tests.values() {
+            self.out.write_all(test.as_bytes())?;
+        }
+        writeln!(self.out, "##teamcity[testSuiteFinished name='{name}']")
+    }
+}
+
+/// The messages of one finished image as a test.
+fn test_messages(source: &str, target: &str, outcome: &Outcome, millis: u128) -> String {
+    let name = escape(&format!("{source} -> {target}"));
+    let mut text = format!("##teamcity[testStarted name='{name}' captureStandardOutput='false']\n");
+    match outcome {
+        Outcome::Copied { .. } => {}
+        Outcome::Skipped { reason } => text.push_str(&format!(
+            "##teamcity[testIgnored name='{name}' message='{}']\n",
+            escape(&reason.to_string())
+        )),
+        Outcome::Failed { error } => {
+            let prefix = format!("{source} -> {target}: ");
+            let cause = error.strip_prefix(&prefix).unwrap_or(error);
+            text.push_str(&format!(
+                "##teamcity[testFailed name='{name}' message='{}' details='{}']\n",
+                escape(cause),
+                escape(error)
+            ));
+        }
+    }
+    text.push_str(&format!(
+        "##teamcity[testFinished name='{name}' duration='{millis}']\n"
+    ));
+    text
 }
 
 impl<W: Write + Send> Reporter for TeamcityReporter<W> {
     fn event(&mut self, event: &Event, tally: &Tally) -> io::Result<()> {
         match event {
+            Event::Planned { jobs } => {
+                for job in jobs {
+                    *self
+                        .remaining
+                        .entry(repository(&job.source).to_owned())
+                        .or_default() += 1;
+                }
+                Ok(())
+            }
             Event::Started { source, target, .. } => writeln!(
                 self.out,
                 "##teamcity[progressMessage '{}']",
@@ -30,22 +89,39 @@ impl<W: Write + Send> Reporter for TeamcityReporter<W> {
             ),
             Event::Finished {
                 job,
-                outcome: Outcome::Failed { error },
-                ..
+                outcome,
+                elapsed,
             } => {
-                let target = tally.job(*job).map_or("", |r| r.target.as_str());
-                writeln!(
-                    self.out,
-                    "##teamcity[buildProblem description='{}' identity='{}']",
-                    escape(error),
-                    escape(&identity(target))
-                )
+                let Some(record) = tally.job(*job) else {
+                    return Ok(());
+                };
+                let repo = repository(&record.source).to_owned();
+                let test =
+                    test_messages(&record.source, &record.target, outcome, elapsed.as_millis());
+                let index = match self.pending.iter().position(|(r, _)| *r == repo) {
+                    Some(index) => index,
+                    None => {
+                        self.pending.push((repo.clone(), BTreeMap::new()));
+                        self.pending.len() - 1
+                    }
+                };
+                self.pending[index].1.insert(*job, test);
+                if let Some(left) = self.remaining.get_mut(&repo) {
+                    *left = left.saturating_sub(1);
+                    if *left == 0 {
+                        self.write_suite(index)?;
+                    }
+                }
+                Ok(())
             }
             _ => Ok(()),
         }
     }
 
     fn finish(&mut self, tally: &Tally) -> io::Result<()> {
+        while !self.pending.is_empty() {
+            self.write_suite(0)?;
+        }
         let totals = tally.totals();
         let stats = [
             ("ferry.copied", totals.copied as u64),
@@ -61,6 +137,16 @@ impl<W: Write + Send> Reporter for TeamcityReporter<W> {
             )?;
         }
         self.out.flush()
+    }
+}
+
+/// The repository of a source reference: without its `:tag` and `@digest`.
+fn repository(source: &str) -> &str {
+    let name = source.split('@').next().unwrap_or(source);
+    let last_slash = name.rfind('/').map_or(0, |i| i + 1);
+    match name[last_slash..].find(':') {
+        Some(colon) => &name[..last_slash + colon],
+        None => name,
     }
 }
 
@@ -82,17 +168,10 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// A problem identity must be at most 60 characters; a stable hash keeps it unique.
-fn identity(target: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let hash = hex::encode(Sha256::digest(target.as_bytes()));
-    format!("ferry-{}", &hash[..16])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::tests::render;
+    use crate::report::tests::{large_events, render, render_events};
 
     #[test]
     fn escaping_follows_teamcity_rules() {
@@ -101,25 +180,66 @@ mod tests {
     }
 
     #[test]
-    fn messages_for_progress_problems_and_statistics() {
+    fn repositories_of_sources() {
+        assert_eq!(
+            repository("docker.io/library/nginx:1.25"),
+            "docker.io/library/nginx"
+        );
+        assert_eq!(
+            repository("127.0.0.1:5000/team/app@sha256:ab"),
+            "127.0.0.1:5000/team/app"
+        );
+        assert_eq!(
+            repository("127.0.0.1:5000/team/app:1@sha256:ab"),
+            "127.0.0.1:5000/team/app"
+        );
+        assert_eq!(
+            repository("127.0.0.1:5000/team/app"),
+            "127.0.0.1:5000/team/app"
+        );
+    }
+
+    #[test]
+    fn each_image_is_a_test_in_its_repository_suite() {
         let mut out = Vec::new();
         render(TeamcityReporter::new(&mut out));
         let text = String::from_utf8(out).expect("utf-8");
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(
-            lines[0],
-            "##teamcity[progressMessage 'ferry: docker.io/library/nginx:1 -> mirror.local/nginx:1']"
-        );
-        let problem = lines
-            .iter()
-            .find(|l| l.starts_with("##teamcity[buildProblem"))
-            .expect("a build problem");
-        assert!(
-            problem.contains("manifest unknown || it|'s |[gone|]"),
-            "{problem}"
-        );
-        assert!(problem.contains("identity='ferry-"), "{problem}");
-        assert!(lines.contains(&"##teamcity[buildStatisticValue key='ferry.copied' value='1']"));
-        assert!(lines.contains(&"##teamcity[buildStatisticValue key='ferry.bytes' value='1536']"));
+        insta::assert_snapshot!("teamcity_sample", text);
+    }
+
+    #[test]
+    fn a_large_run_writes_one_unbroken_suite_per_repository_as_it_completes() {
+        let mut out = Vec::new();
+        render_events(TeamcityReporter::new(&mut out), large_events());
+        let text = String::from_utf8(out).expect("utf-8");
+        let mut open: Option<&str> = None;
+        let (mut suites, mut tests, mut ignored, mut failed) = (0, 0, 0, 0);
+        for line in text.lines() {
+            let name = line.split('\'').nth(1).unwrap_or_default();
+            if line.starts_with("##teamcity[testSuiteStarted") {
+                assert_eq!(open, None, "suites never nest or interleave");
+                open = Some(name);
+                suites += 1;
+            } else if line.starts_with("##teamcity[testSuiteFinished") {
+                assert_eq!(open, Some(name), "the suite that is open closes");
+                open = None;
+            } else if line.starts_with("##teamcity[test") {
+                let suite = open.expect("every test inside a suite");
+                assert!(name.starts_with(&format!("{suite}:")), "{name} in {suite}");
+                tests += usize::from(line.starts_with("##teamcity[testStarted"));
+                ignored += usize::from(line.starts_with("##teamcity[testIgnored"));
+                failed += usize::from(line.starts_with("##teamcity[testFailed"));
+            }
+        }
+        assert_eq!((suites, tests, ignored, failed), (50, 500, 487, 3));
+        // A repository's suite is written once its last image finished, not at the end.
+        let closed = text
+            .find("testSuiteFinished name='docker.io/library/img00'")
+            .expect("suite img00");
+        let later = text
+            .find("progressMessage 'ferry: docker.io/library/img05")
+            .expect("img05 starts");
+        assert!(closed < later);
+        assert!(text.contains("testFailed name='docker.io/library/img01:1.7 -> mirror.local/img01:1.7' message='manifest unknown'"));
     }
 }

@@ -288,3 +288,18 @@ fn build_names_an_unknown_entry_with_exit_2_and_the_known_ones() {
         "{stderr}"
     );
 }
+
+#[test]
+fn completions_print_a_script_naming_the_subcommands() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for shell in ["bash", "zsh", "fish"] {
+        let out = ferry(dir.path(), &["completions", shell], &[]);
+        assert!(out.status.success(), "{shell}: {}", text(&out.stderr));
+        let script = text(&out.stdout);
+        for word in ["sync", "plan", "generate", "completions"] {
+            assert!(script.contains(word), "{shell}: {word}");
+        }
+    }
+    let bad = ferry(dir.path(), &["completions", "tcsh"], &[]);
+    assert_eq!(bad.status.code(), Some(2));
+}

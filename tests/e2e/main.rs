@@ -1,14 +1,17 @@
 //! The one integration test binary: real dockerd, real registries.
 
+mod action;
 mod build;
 mod cli;
 mod decide;
 mod docker;
 mod env;
 mod harness;
+mod image_syncer;
 mod inputs;
 mod platforms;
 mod registry;
 mod resume;
+mod schema;
 mod support;
 mod transport;

@@ -1,0 +1,168 @@
+//! image-syncer's `--output-success-images` file, and ferry's `--output-failed-images`
+//! twin: `source: [destination, …]` maps in YAML or one line of JSON, written at the end.
+//!
+//! Owns those two file shapes. It must not write before the run ends, nor list skipped
+//! images as successes (image-syncer v1.5.4 records only the images it copied).
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+use super::{Reporter, Tally};
+use crate::event::{Event, Outcome};
+
+/// The target of a job whose tags could not be listed (no concrete image).
+pub const UNLISTED: &str = "(tags not listed)";
+
+/// Format of the images files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImagesFormat {
+    /// YAML: a mapping of source to a list of destinations; the failed file carries each
+    /// cause as a comment above its source, so it can be fed back as `--images`.
+    Yaml,
+    /// One line of JSON, the same map (JSON has no comments: causes are in the log).
+    Json,
+}
+
+/// Writes the copied images to `success` and the failed ones to `failed`, when given.
+pub struct ImagesReporter<S: Write + Send, F: Write + Send> {
+    success: Option<S>,
+    failed: Option<F>,
+    format: ImagesFormat,
+}
+
+impl<S: Write + Send, F: Write + Send> ImagesReporter<S, F> {
+    /// A reporter writing the given files in `format` at the end of the run.
+    pub fn new(success: Option<S>, failed: Option<F>, format: ImagesFormat) -> Self {
+        ImagesReporter {
+            success,
+            failed,
+            format,
+        }
+    }
+}
+
+/// source -> [(destination, cause)] in source order.
+type Images = BTreeMap<String, Vec<(String, Option<String>)>>;
+
+impl<S: Write + Send, F: Write + Send> Reporter for ImagesReporter<S, F> {
+    fn event(&mut self, _: &Event, _: &Tally) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn finish(&mut self, tally: &Tally) -> io::Result<()> {
+        let mut copied = Images::new();
+        let mut failed = Images::new();
+        let mut unlisted = Vec::new();
+        for record in tally.jobs() {
+            let (map, cause) = match &record.outcome {
+                Some(Outcome::Copied { .. }) => (&mut copied, None),
+                Some(Outcome::Failed { error }) if record.target == UNLISTED => {
+                    unlisted.push(error.clone());
+                    continue;
+                }
+                Some(Outcome::Failed { error }) => (&mut failed, Some(error.clone())),
+                _ => continue,
+            };
+            let destinations = map.entry(record.source.clone()).or_default();
+            if !destinations.iter().any(|(d, _)| *d == record.target) {
+                destinations.push((record.target.clone(), cause));
+            }
+        }
+        if let Some(out) = &mut self.success {
+            write_images(out, &copied, &[], self.format)?;
+        }
+        if let Some(out) = &mut self.failed {
+            write_images(out, &failed, &unlisted, self.format)?;
+        }
+        Ok(())
+    }
+}
+
+fn write_images(
+    out: &mut impl Write,
+    images: &Images,
+    unlisted: &[String],
+    format: ImagesFormat,
+) -> io::Result<()> {
+    let quoted = |text: &str| serde_json::to_string(text).unwrap_or_default();
+    match format {
+        ImagesFormat::Json => {
+            let map: BTreeMap<&str, Vec<&str>> = images
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.iter().map(|(d, _)| d.as_str()).collect()))
+                .collect();
+            serde_json::to_writer(&mut *out, &map)?;
+            writeln!(out)?;
+        }
+        ImagesFormat::Yaml => {
+            for cause in unlisted {
+                writeln!(out, "# {}", one_line(cause))?;
+            }
+            if images.is_empty() {
+                writeln!(out, "{{}}")?;
+            }
+            for (source, destinations) in images {
+                for cause in destinations.iter().filter_map(|(_, c)| c.as_deref()) {
+                    writeln!(out, "# {}", one_line(cause))?;
+                }
+                writeln!(out, "{}:", quoted(source))?;
+                for (destination, _) in destinations {
+                    writeln!(out, "- {}", quoted(destination))?;
+                }
+            }
+        }
+    }
+    out.flush()
+}
+
+fn one_line(text: &str) -> String {
+    text.replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::tests::render;
+
+    fn files(format: ImagesFormat) -> (String, String) {
+        let (mut success, mut failed) = (Vec::new(), Vec::new());
+        render(ImagesReporter::new(
+            Some(&mut success),
+            Some(&mut failed),
+            format,
+        ));
+        let text = |b: Vec<u8>| String::from_utf8(b).expect("utf-8");
+        (text(success), text(failed))
+    }
+
+    #[test]
+    fn yaml_lists_copied_images_only_and_failures_with_their_cause() {
+        let (success, failed) = files(ImagesFormat::Yaml);
+        insta::assert_snapshot!("images_success_yaml", success);
+        insta::assert_snapshot!("images_failed_yaml", failed);
+        assert!(!success.contains("redis"), "a skip is no success");
+        // The failed file is an images file again: it can be fed back as --images.
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("failed.yaml");
+        std::fs::write(&path, &failed).expect("write");
+        let config = crate::config::Config::load_image_syncer(&path, None, &|_| None)
+            .expect("the failed file loads as an images file");
+        assert_eq!(
+            config.images()[0].source.to_string(),
+            "docker.io/library/busybox"
+        );
+    }
+
+    #[test]
+    fn json_is_one_line_of_the_same_map() {
+        let (success, failed) = files(ImagesFormat::Json);
+        assert_eq!(
+            success,
+            "{\"docker.io/library/nginx:1\":[\"mirror.local/nginx:1\"]}\n"
+        );
+        assert_eq!(
+            failed,
+            "{\"docker.io/library/busybox:1\":[\"mirror.local/busybox:1\"]}\n"
+        );
+    }
+}

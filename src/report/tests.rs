@@ -1,0 +1,186 @@
+//! Shared fixtures of the reporters' tests: a small run and a large one.
+
+use super::*;
+
+/// A small run: one copied, one skipped, one failed, with a retry and layer progress.
+pub(crate) fn sample_events() -> Vec<Event> {
+    use crate::event::LayerStatus;
+    let started = |job: JobId, name: &str| Event::Started {
+        job,
+        source: format!("docker.io/library/{name}:1"),
+        target: format!("mirror.local/{name}:1"),
+    };
+    vec![
+        started(0, "nginx"),
+        Event::Layer {
+            job: 0,
+            layer: "sha256:aa".into(),
+            status: LayerStatus::Pushing,
+            current: 512,
+            total: Some(1024),
+        },
+        Event::Finished {
+            job: 0,
+            outcome: Outcome::Copied {
+                note: None,
+                bytes: 1536,
+                digest: "sha256:bb".into(),
+            },
+            elapsed: Duration::from_millis(1500),
+        },
+        started(1, "redis"),
+        Event::Finished {
+            job: 1,
+            outcome: Outcome::Skipped {
+                reason: crate::event::SkipReason::Unchanged,
+            },
+            elapsed: Duration::from_millis(10),
+        },
+        started(2, "busybox"),
+        Event::Retrying {
+            job: 2,
+            attempt: 2,
+            wait: Duration::from_secs(1),
+            cause: "mirror.local: 503 Service Unavailable".into(),
+        },
+        Event::Finished {
+            job: 2,
+            outcome: Outcome::Failed {
+                error: "docker.io/library/busybox:1 -> mirror.local/busybox:1: manifest unknown | it's [gone]"
+                    .into(),
+            },
+            elapsed: Duration::from_secs(2),
+        },
+    ]
+}
+
+/// A scheduled run at scale: 500 images of 50 repositories (10 tags each), 4 at a time
+/// so repositories interleave at their edges; 3 fail, 10 are copied, 487 are unchanged.
+pub(crate) fn large_events() -> Vec<Event> {
+    use crate::event::{PlannedJob, SkipReason};
+    const JOBS: usize = 500;
+    let source = |i: usize| format!("docker.io/library/img{:02}:1.{}", i / 10, i % 10);
+    let target = |i: usize| format!("mirror.local/img{:02}:1.{}", i / 10, i % 10);
+    let planned = (0..JOBS)
+        .map(|i| PlannedJob {
+            source: source(i),
+            target: target(i),
+        })
+        .collect();
+    let finished = |i: usize| Event::Finished {
+        job: i,
+        outcome: match i {
+            17 | 250 | 499 => Outcome::Failed {
+                error: format!("{} -> {}: manifest unknown", source(i), target(i)),
+            },
+            i if i % 50 == 3 => Outcome::Copied {
+                bytes: 1024 * 1024,
+                digest: format!("sha256:{i:064}"),
+                note: None,
+            },
+            _ => Outcome::Skipped {
+                reason: SkipReason::Unchanged,
+            },
+        },
+        elapsed: Duration::from_millis(20),
+    };
+    let mut events = vec![Event::Planned { jobs: planned }];
+    for i in 0..JOBS {
+        events.push(Event::Started {
+            job: i,
+            source: source(i),
+            target: target(i),
+        });
+        if i >= 3 {
+            events.push(finished(i - 3));
+        }
+    }
+    events.extend((JOBS - 3..JOBS).map(finished));
+    events
+}
+
+pub(crate) fn render(reporter: impl Reporter) -> Tally {
+    render_events(reporter, sample_events())
+}
+
+/// Feeds `events` to `reporter` as a run would, the run lasting 3 s.
+pub(crate) fn render_events(mut reporter: impl Reporter, events: Vec<Event>) -> Tally {
+    let mut tally = Tally::default();
+    for event in events {
+        tally.apply(&event);
+        reporter.event(&event, &tally).expect("render event");
+    }
+    tally.set_elapsed(Duration::from_secs(3));
+    reporter.finish(&tally).expect("finish");
+    tally
+}
+
+#[test]
+fn tally_counts_outcomes_and_bytes() {
+    let mut tally = Tally::default();
+    for event in sample_events() {
+        tally.apply(&event);
+    }
+    assert_eq!(
+        tally.totals(),
+        Totals {
+            copied: 1,
+            skipped: 1,
+            failed: 1,
+            bytes: 1536
+        }
+    );
+}
+
+/// A reporter whose output is gone after `after` events.
+struct Broken {
+    after: usize,
+    seen: usize,
+}
+
+impl Reporter for Broken {
+    fn event(&mut self, _: &Event, _: &Tally) -> io::Result<()> {
+        self.seen += 1;
+        if self.seen > self.after {
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "closed"));
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, _: &Tally) -> io::Result<()> {
+        Err(io::Error::other("disk full"))
+    }
+}
+
+#[test]
+fn a_failing_reporter_stops_alone() {
+    let log = EventLog::default();
+    let mut reporters = Reporters::default();
+    reporters.push_named("stdout", Box::new(Broken { after: 1, seen: 0 }));
+    reporters.push_named("log", Box::new(log.clone()));
+    reporters.push_named("report r.json", Box::new(Broken { after: 99, seen: 0 }));
+    for event in sample_events() {
+        reporters.event(&event);
+    }
+    let tally = reporters.finish(Duration::from_secs(1)).clone();
+    assert_eq!(
+        log.events(),
+        sample_events(),
+        "every event reached the others"
+    );
+    assert_eq!(tally.totals().failed, 1, "the tally is complete");
+    let failures = reporters.failures();
+    let named: Vec<(&str, bool)> = failures
+        .iter()
+        .map(|f| (f.name.as_str(), f.is_closed_output()))
+        .collect();
+    assert_eq!(named, [("stdout", true), ("report r.json", false)]);
+}
+
+#[test]
+fn human_bytes_units() {
+    assert_eq!(human_bytes(0), "0 B");
+    assert_eq!(human_bytes(1023), "1023 B");
+    assert_eq!(human_bytes(1536), "1.5 KiB");
+    assert_eq!(human_bytes(176 * 1024 * 1024), "176.0 MiB");
+}
