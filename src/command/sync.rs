@@ -295,17 +295,31 @@ pub(super) fn push_ci_reporters(reporters: &mut Reporters) {
         );
     }
     if std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true") {
-        let summary = std::env::var_os("GITHUB_STEP_SUMMARY").and_then(|path| {
-            std::fs::OpenOptions::new()
+        reporters.push_named(
+            "stdout (GitHub annotations)",
+            Box::new(GithubReporter::new(
+                std::io::stdout(),
+                None::<std::fs::File>,
+            )),
+        );
+        // The summary is an output of its own: a closed stdout must not lose it.
+        if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
+            let path = std::path::PathBuf::from(path);
+            match std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
-                .open(path)
-                .ok()
-        });
-        reporters.push_named(
-            "stdout (GitHub Actions)",
-            Box::new(GithubReporter::new(std::io::stdout(), summary)),
-        );
+                .open(&path)
+            {
+                Ok(file) => reporters.push_named(
+                    format!("GitHub step summary {}", path.display()),
+                    Box::new(GithubReporter::new(std::io::sink(), Some(file))),
+                ),
+                Err(error) => eprintln!(
+                    "ferry: GitHub step summary {}: cannot open: {error}",
+                    path.display()
+                ),
+            }
+        }
     }
 }
 

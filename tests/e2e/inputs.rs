@@ -193,6 +193,8 @@ async fn closed_output_still_finishes_every_job_and_the_report_and_exits_by_imag
     ));
     let dir = project(&[("config/images.yaml", &images)]);
     let report = dir.path().join("report.json");
+    let summary = dir.path().join("summary.md");
+    let summary_env = summary.to_str().expect("utf-8").to_owned();
     let mut child = ferry_command(
         dir.path(),
         &[
@@ -204,7 +206,10 @@ async fn closed_output_still_finishes_every_job_and_the_report_and_exits_by_imag
             "--report",
             report.to_str().expect("utf-8"),
         ],
-        &[],
+        &[
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_STEP_SUMMARY", &summary_env),
+        ],
     )
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
@@ -234,6 +239,11 @@ async fn closed_output_still_finishes_every_job_and_the_report_and_exits_by_imag
         "{report}"
     );
     assert_eq!(report["jobs"].as_array().map(Vec::len), Some(4));
+    let summary = std::fs::read_to_string(&summary).expect("the step summary is written");
+    assert!(
+        summary.contains("### ferry") && summary.contains("team/missing"),
+        "a closed stdout does not lose the step summary: {summary}"
+    );
     let check = RegistryClient::new(&dst);
     for name in ["a", "b", "c"] {
         assert!(check
