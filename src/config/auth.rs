@@ -10,7 +10,9 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::error::{ConfigError, Location};
+use super::limits::{self, RawLimits};
 use super::yaml::{Entries, YamlFile};
+use crate::registry::LimitOverrides;
 use crate::rules::normalize_registry;
 use crate::secret::Secret;
 
@@ -28,6 +30,8 @@ pub struct AuthEntry {
     pub insecure: bool,
     /// Extra CA bundle (PEM) to trust for this registry.
     pub ca_file: Option<PathBuf>,
+    /// `limits:` of a host-only key (what the registry may cost; defaults otherwise).
+    pub limits: LimitOverrides,
 }
 
 /// auth.yaml as loaded. Syntax errors fail the load; what depends on the environment (an
@@ -83,6 +87,7 @@ struct RawAuth {
     password: Option<Spanned<String>>,
     insecure: Option<bool>,
     ca_file: Option<Spanned<String>>,
+    limits: Option<Spanned<RawLimits>>,
 }
 
 /// Parses auth.yaml; `root` anchors a relative `ca_file`, `env` looks variables up.
@@ -107,6 +112,10 @@ pub(crate) fn parse(
                 .with_value(&key.value));
         }
         let host = normalized.split('/').next().unwrap_or_default().to_owned();
+        if let Some(limits) = raw.limits.as_ref().filter(|_| normalized != host) {
+            let message = format!("limits apply to a whole registry: set them under {host}");
+            return Err(file.error(limits, message).with_value(&key.value));
+        }
         let entry = resolve(file, root, env, normalized.clone(), raw)?;
         slots.push(AuthSlot {
             key: normalized,
@@ -143,6 +152,10 @@ fn resolve(
             }
         }
     };
+    let limits = match raw.limits {
+        Some(block) => limits::parse(file, block.value)?,
+        None => LimitOverrides::default(),
+    };
     let username = take("username", raw.username)?;
     let password = take("password", raw.password)?;
     let ca_file = take("ca_file", raw.ca_file)?;
@@ -162,6 +175,7 @@ fn resolve(
         password: password.map(|(text, _)| Secret::new(text)),
         insecure: raw.insecure.unwrap_or(false),
         ca_file,
+        limits,
     }))
 }
 
@@ -240,6 +254,29 @@ mod tests {
                 (got, _) => panic!("{text}: {got:?}"),
             }
         }
+    }
+
+    #[test]
+    fn limits_override_only_what_they_name() {
+        let yaml = "127.0.0.1:5000:\n  insecure: true\n  limits:\n    idle_timeout: 1500ms\n    \
+                    connect_timeout: 2\n    tags_per_repository: 500\n    manifest_size: 8MiB\n";
+        let file = YamlFile::from_text(Path::new("config/auth.yaml"), yaml);
+        let entries = parse(&file, Path::new("."), &env)
+            .expect("valid")
+            .entries()
+            .expect("no variables");
+        let limits = entries[0].limits;
+        assert_eq!(
+            limits.idle_timeout,
+            Some(std::time::Duration::from_millis(1500))
+        );
+        assert_eq!(
+            limits.connect_timeout,
+            Some(std::time::Duration::from_secs(2))
+        );
+        assert_eq!(limits.tags_per_repository, Some(500));
+        assert_eq!(limits.manifest_size, Some(8 * 1024 * 1024));
+        assert_eq!((limits.pages_per_listing, limits.config_size), (None, None));
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod build;
 pub mod error;
 mod ferryman;
 pub mod images;
+mod limits;
 mod rules;
 pub mod selection;
 mod yaml;

@@ -19,12 +19,18 @@
 //! sent without Authorization; plain HTTP is followed only to loopback or insecure hosts.
 //! An upload `Location` on another host gets no credentials either. The token realm rule is
 //! in the `auth` module doc.
+//!
+//! # Limits
+//! Every host has [`Limits`] (the client's defaults, overridden per registry by auth.yaml's
+//! `limits:`): tags and pages of a listing, manifest and config sizes, connect and idle
+//! timeouts. Every body is read against them and against the length it announced.
 
 mod auth;
 mod blob;
 mod challenge;
 mod error;
 mod image;
+mod limits;
 mod manifest;
 mod request;
 mod retry;
@@ -38,7 +44,6 @@ mod tests;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::sync::{OnceCell, Semaphore};
 use url::Url;
@@ -48,6 +53,7 @@ use crate::reference::Reference;
 
 pub use blob::BlobStream;
 pub use error::{ErrorKind, OciError, RegistryError};
+pub use limits::{parse_duration, Limit, LimitOverrides, Limits};
 pub use manifest::{
     Manifest, ManifestHead, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, MANIFEST_MEDIA_TYPES, OCI_INDEX,
     OCI_MANIFEST,
@@ -66,10 +72,8 @@ pub struct ClientOptions {
     pub monolithic_limit: u64,
     /// Size of one PATCH chunk.
     pub chunk_size: u64,
-    /// Connect timeout per request.
-    pub connect_timeout: Duration,
-    /// Longest wait for any bytes while reading a response.
-    pub read_timeout: Duration,
+    /// Limits of a host whose auth.yaml entry sets none (its `limits:` override these).
+    pub limits: Limits,
     /// `User-Agent` header.
     pub user_agent: String,
 }
@@ -81,8 +85,7 @@ impl Default for ClientOptions {
             retry: RetryPolicy::default(),
             monolithic_limit: 32 * 1024 * 1024,
             chunk_size: 16 * 1024 * 1024,
-            connect_timeout: Duration::from_secs(30),
-            read_timeout: Duration::from_secs(120),
+            limits: Limits::default(),
             user_agent: format!("ferry/{}", env!("CARGO_PKG_VERSION")),
         }
     }
@@ -115,6 +118,7 @@ struct Inner {
 pub(crate) struct Host {
     pub(crate) authority: String,
     settings: HostSettings,
+    pub(crate) limits: Limits,
     pub(crate) http: reqwest::Client,
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) endpoint: OnceCell<Arc<auth::Endpoint>>,
@@ -203,11 +207,12 @@ impl RegistryClient {
         }
         let settings = self.inner.credentials.settings(authority);
         let options = &self.inner.options;
+        let limits = settings.limits.apply(&options.limits);
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(options.user_agent.clone())
-            .connect_timeout(options.connect_timeout)
-            .read_timeout(options.read_timeout)
+            .connect_timeout(limits.connect_timeout)
+            .read_timeout(limits.idle_timeout)
             .danger_accept_invalid_certs(settings.insecure);
         if let Some(path) = &settings.ca_file {
             let pem = std::fs::read(path)
@@ -224,6 +229,7 @@ impl RegistryClient {
         let host = Arc::new(Host {
             authority: authority.to_owned(),
             settings,
+            limits,
             http,
             permits: Arc::new(Semaphore::new(options.max_concurrent_requests.max(1))),
             endpoint: OnceCell::new(),

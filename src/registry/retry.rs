@@ -1,5 +1,7 @@
 //! Retries: exponential backoff with jitter, honouring `Retry-After`, bounded in attempts
-//! and in the length of any one sleep.
+//! and in the length of any one sleep. A stall (connect or idle timeout) is retried once
+//! only, so a silent registry fails an image within about two timeouts; an error a loop
+//! gave up on is final for any loop around it, so nested loops never multiply attempts.
 //!
 //! Owns the decision when and how long to wait; it must not rebuild request bodies itself:
 //! each attempt calls the operation again, which reopens its own (replayable) body.
@@ -23,6 +25,9 @@ pub struct RetryPolicy {
     /// Longest `Retry-After` honoured (rate limits often ask for minutes); a registry that
     /// asks for longer fails the image at once instead of stalling the run.
     pub max_retry_after: Duration,
+    /// Attempts, the first included, when the error is a stall (no connection or no byte
+    /// within the registry's timeout): each costs a whole timeout.
+    pub max_stall_attempts: u32,
 }
 
 impl Default for RetryPolicy {
@@ -32,6 +37,7 @@ impl Default for RetryPolicy {
             base_delay: Duration::from_millis(250),
             max_delay: Duration::from_secs(30),
             max_retry_after: Duration::from_secs(300),
+            max_stall_attempts: 2,
         }
     }
 }
@@ -41,6 +47,9 @@ impl RetryPolicy {
     /// (1-based), or `None` when the error is final or the attempts are used up.
     pub fn delay_after(&self, attempt: u32, error: &RegistryError) -> Option<Duration> {
         if attempt >= self.max_attempts || !error.is_retryable() {
+            return None;
+        }
+        if error.is_stall() && attempt >= self.max_stall_attempts {
             return None;
         }
         match error.retry_after() {
@@ -68,7 +77,8 @@ impl RetryPolicy {
     }
 
     /// Runs `operation` (given the 1-based attempt number) until it succeeds, fails with a
-    /// final error, or the attempts are used up.
+    /// final error, or the attempts are used up; the error it ends with is final for any
+    /// retry loop around this one.
     pub async fn run<T, F, Fut>(&self, mut operation: F) -> Result<T, RegistryError>
     where
         F: FnMut(u32) -> Fut,
@@ -89,7 +99,7 @@ impl RetryPolicy {
                         tokio::time::sleep(wait).await;
                         attempt += 1;
                     }
-                    None => return Err(error),
+                    None => return Err(error.exhausted()),
                 },
             }
         }
@@ -190,6 +200,34 @@ mod tests {
             policy.delay_after(1, &status(404, None)),
             None,
             "not retryable"
+        );
+    }
+
+    #[test]
+    fn stalls_are_retried_once_and_a_given_up_error_is_final() {
+        let policy = RetryPolicy::default();
+        let stall = || {
+            RegistryError::new(
+                "r",
+                None,
+                "GET",
+                ErrorKind::Limit {
+                    limit: crate::registry::limits::Limit::IdleTimeout,
+                    message: "no byte within 60s".into(),
+                },
+            )
+        };
+        assert!(policy.delay_after(1, &stall()).is_some(), "one retry");
+        assert_eq!(policy.delay_after(2, &stall()), None, "then it fails");
+        assert!(policy.delay_after(2, &status(503, None)).is_some());
+        assert_eq!(
+            policy.delay_after(1, &status(503, None).exhausted()),
+            None,
+            "an inner loop gave up already"
+        );
+        assert_eq!(
+            stall().to_string(),
+            "registry r: GET: no byte within 60s (limit idle_timeout in auth.yaml)"
         );
     }
 

@@ -201,10 +201,7 @@ impl<D: DockerApi> DockerTransport<D> {
                 })
             }
             Parsed::Image(parts) => {
-                let config = self
-                    .source
-                    .blob_bytes(&job.source, &parts.config.digest)
-                    .await?;
+                let config = self.source.blob_bytes(&job.source, &parts.config).await?;
                 match manifest::config_platform(&config) {
                     Some(p) if !p.is_linux() => {
                         Err(CopyError::Skip(format!("no Linux platform ({p})")))

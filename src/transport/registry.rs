@@ -152,12 +152,15 @@ impl RegistryTransport {
     }
 
     async fn fetch_config(&self, source: &Reference, config: &Blob) -> Result<Vec<u8>, CopyError> {
+        self.source.check_config_size(source, config)?;
         let (path, _) = self
             .cache
             .get_or_fetch(&config.digest, || {
-                self.source.get_blob(source, &config.digest)
+                self.source
+                    .get_blob(source, &config.digest, Some(config.size))
             })
             .await?;
+        check_cached_size(&path, config).await?;
         tokio::fs::read(&path)
             .await
             .map_err(|e| CopyError::Other(format!("reading cached config {}: {e}", path.display())))
@@ -196,12 +199,13 @@ impl RegistryTransport {
         // repository waits, then mounts what this one uploaded instead of uploading again.
         let key = (target.registry().to_owned(), blob.digest.clone());
         let _turn = self.gates.enter(&key).await;
-        if self
-            .target
-            .blob_exists(target, &blob.digest)
-            .await?
-            .is_some()
-        {
+        if let Some(size) = self.target.blob_exists(target, &blob.digest).await? {
+            if size != 0 && size != blob.size {
+                return Err(CopyError::Other(format!(
+                    "blob {} has {size} bytes on the target, its manifest declares {}",
+                    blob.digest, blob.size
+                )));
+            }
             events.layer(&blob.digest, LayerStatus::AlreadyExists, blob.size, total);
             self.remember(target, &blob.digest);
             return Ok(0);
@@ -220,8 +224,11 @@ impl RegistryTransport {
         events.layer(&blob.digest, LayerStatus::Downloading, 0, total);
         let (path, _) = self
             .cache
-            .get_or_fetch(&blob.digest, || self.source.get_blob(source, &blob.digest))
+            .get_or_fetch(&blob.digest, || {
+                self.source.get_blob(source, &blob.digest, Some(blob.size))
+            })
             .await?;
+        check_cached_size(&path, blob).await?;
         events.layer(&blob.digest, LayerStatus::Pushing, 0, total);
         self.target
             .upload_blob(target, &blob.digest, &BlobSource::File(path), session)
@@ -261,6 +268,22 @@ impl Transport for RegistryTransport {
     async fn copy(&self, job: &Job, events: &JobEvents) -> Outcome {
         outcome(job, self.copy_job(job, events).await)
     }
+}
+
+/// A cached blob (fetched now, or earlier for another image) must have the size `blob`
+/// declares: a manifest that lies about a layer is never copied.
+async fn check_cached_size(path: &std::path::Path, blob: &Blob) -> Result<(), CopyError> {
+    let size = tokio::fs::metadata(path)
+        .await
+        .map_err(|e| CopyError::Other(format!("reading cached blob {}: {e}", path.display())))?
+        .len();
+    if size == blob.size {
+        return Ok(());
+    }
+    Err(CopyError::Other(format!(
+        "blob {} has {size} bytes, its manifest declares {}",
+        blob.digest, blob.size
+    )))
 }
 
 /// The entries of an index to copy: all of them, or those selected by `platforms`.
