@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod docker;
 pub mod event;
 pub mod gates;
+pub mod local_file;
 pub mod manifest;
 pub mod plan;
 pub mod platform;

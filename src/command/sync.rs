@@ -15,6 +15,7 @@ use crate::cli::{SyncArgs, TransportArg};
 use crate::config::Config;
 use crate::credentials::Side;
 use crate::event::{Event, Outcome};
+use crate::local_file;
 use crate::plan::{self, Job, Unresolved};
 use crate::registry::{ClientOptions, RegistryClient};
 use crate::report::{GithubReporter, HumanReporter, JsonReporter, Reporters, TeamcityReporter};
@@ -93,9 +94,9 @@ async fn jobs(
 ) -> Result<(Vec<Job>, Vec<Unresolved>, RegistryClient), CommandError> {
     let options = ClientOptions::default();
     if let Some(file) = &args.plan {
-        let text = std::fs::read_to_string(file).map_err(|e| {
-            CommandError::Usage(format!("cannot read plan {}: {e}", file.display()))
-        })?;
+        let text = local_file::read_text(file, local_file::MAX_CONFIG_FILE)
+            .map_err(|e| CommandError::Usage(format!("plan {}: {e}", file.display())))?
+            .ok_or_else(|| CommandError::Usage(format!("plan {}: no such file", file.display())))?;
         let jobs = plan::from_json(&text)
             .map_err(|e| CommandError::Usage(format!("{}: {e}", file.display())))?;
         let touched = jobs.iter().flat_map(|j| [&j.source, &j.target]);

@@ -12,6 +12,7 @@ use serde_saphyr::Spanned;
 use super::error::{ConfigError, Location};
 use super::limits::{self, RawLimits};
 use super::yaml::{Entries, YamlFile};
+use crate::local_file;
 use crate::registry::LimitOverrides;
 use crate::rules::normalize_registry;
 use crate::secret::Secret;
@@ -163,7 +164,7 @@ fn resolve(
         return Ok(Err(error));
     }
     let ca_file = match ca_file {
-        Some((path, at)) => match ca_path(root, &path, at) {
+        Some((path, at)) => match ca_path(root, &path, at)? {
             Ok(path) => Some(path),
             Err(error) => return Ok(Err(error)),
         },
@@ -179,12 +180,26 @@ fn resolve(
     }))
 }
 
-fn ca_path(root: &Path, path: &str, at: Location) -> Result<PathBuf, ConfigError> {
+/// The CA bundle's path: `Ok(Err)` when nothing is there (that fails only a run that
+/// needs the registry, like an unset variable), `Err` when what is there is no PEM
+/// certificate bundle (a sync would fail on it: the load does).
+fn ca_path(
+    root: &Path,
+    path: &str,
+    at: Location,
+) -> Result<Result<PathBuf, ConfigError>, ConfigError> {
     let full = root.join(path);
-    if full.is_file() {
-        Ok(full)
-    } else {
-        Err(ConfigError::new(at, "ca_file does not exist").with_value(path))
+    let bytes = match local_file::read(&full, local_file::MAX_CONFIG_FILE) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => {
+            let missing = ConfigError::new(at, "ca_file does not exist").with_value(path);
+            return Ok(Err(missing));
+        }
+        Err(e) => return Err(ConfigError::new(at, format!("ca_file: {e}")).with_value(path)),
+    };
+    match reqwest::Certificate::from_pem_bundle(&bytes) {
+        Ok(certificates) if !certificates.is_empty() => Ok(Ok(full)),
+        _ => Err(ConfigError::new(at, "ca_file holds no PEM certificate").with_value(path)),
     }
 }
 

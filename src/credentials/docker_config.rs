@@ -15,6 +15,7 @@ use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
 use super::{normalize_host, CredentialError, Credentials};
+use crate::local_file;
 use crate::reference::DOCKER_HUB;
 use crate::secret::Secret;
 
@@ -54,11 +55,11 @@ struct HelperOutput {
 }
 
 impl DockerConfig {
-    /// Reads `path`; `Ok(None)` when the file does not exist.
+    /// Reads `path` (a regular file of at most 16 MiB); `Ok(None)` when it does not exist.
     pub fn load(path: &Path) -> Result<Option<Self>, CredentialError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        let text = match local_file::read_text(path, local_file::MAX_CONFIG_FILE) {
+            Ok(Some(text)) => text,
+            Ok(None) => return Ok(None),
             Err(e) => return Err(config_error(path, e.to_string())),
         };
         Self::parse(&text)

@@ -215,10 +215,18 @@ impl RegistryClient {
             .read_timeout(limits.idle_timeout)
             .danger_accept_invalid_certs(settings.insecure);
         if let Some(path) = &settings.ca_file {
-            let pem = std::fs::read(path)
-                .map_err(|e| error(format!("ca_file {}: {e}", path.display())))?;
+            let pem = crate::local_file::read(path, crate::local_file::MAX_CONFIG_FILE)
+                .map_err(|e| error(format!("ca_file {}: {e}", path.display())))?
+                .ok_or_else(|| error(format!("ca_file {}: no such file", path.display())))?;
             let certificates = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| error(format!("ca_file {}: {e}", path.display())))?;
+                .ok()
+                .filter(|certificates| !certificates.is_empty())
+                .ok_or_else(|| {
+                    error(format!(
+                        "ca_file {}: holds no PEM certificate",
+                        path.display()
+                    ))
+                })?;
             for certificate in certificates {
                 builder = builder.add_root_certificate(certificate);
             }
