@@ -68,7 +68,7 @@ pub struct Selection {
     pub stage: Stage,
 
     /// Only these platforms, comma-separated (default: every Linux platform).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = linux_platform)]
     pub platform: Vec<Platform>,
 
     /// Only the share I of N of the source repositories (deterministic split for CI matrices).
@@ -88,7 +88,7 @@ pub struct SyncArgs {
     pub transport: TransportArg,
 
     /// Images copied at once.
-    #[arg(long, short = 'j', default_value_t = 4)]
+    #[arg(long, short = 'j', default_value_t = 4, value_parser = at_least_one)]
     pub jobs: usize,
 
     /// Print what would be done; write nothing.
@@ -249,6 +249,23 @@ pub enum CacheAction {
     },
 }
 
+/// `--platform`: ferry copies Linux platforms only.
+fn linux_platform(text: &str) -> Result<Platform, String> {
+    let platform: Platform = text.parse()?;
+    if !platform.is_linux() {
+        return Err("only linux platforms can be copied".to_owned());
+    }
+    Ok(platform)
+}
+
+/// `--jobs`: a whole number of at least 1.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    text.parse::<usize>()
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| "must be a whole number of at least 1".to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,6 +320,10 @@ mod tests {
         for args in [
             vec!["ferry", "sync", "--shard", "4/3"],
             vec!["ferry", "sync", "--platform", "linux"],
+            vec!["ferry", "sync", "--platform", "linux/amd64,windows/amd64"],
+            vec!["ferry", "plan", "--platform", "windows/amd64"],
+            vec!["ferry", "sync", "--jobs", "0"],
+            vec!["ferry", "sync", "-j", "-1"],
             vec!["ferry", "sync", "--stage", "nowhere"],
             vec!["ferry", "map"],
         ] {

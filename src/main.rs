@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ferry::cli::Cli;
-use ferry::command::{execute, CommandError, EXIT_FAILED};
+use ferry::command::{execute, CommandError, EXIT_FAILED, EXIT_USAGE};
 
 fn main() -> ExitCode {
     // A bug must still read as one line (no backtrace, nothing but the panic's own text).
@@ -22,7 +22,17 @@ fn main() -> ExitCode {
             .unwrap_or_default();
         eprintln!("ferry: internal error{at}: {}", message.replace('\n', " "));
     }));
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) if !error.use_stderr() => error.exit(), // --help, --version
+        Err(error) => {
+            // One line, as every other error: clap's first line without its usage block.
+            let text = error.to_string();
+            let line = text.lines().next().unwrap_or_default();
+            eprintln!("ferry: {}", line.trim_start_matches("error: "));
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     let filter = match cli.verbose {
         0 => "warn",
         1 => "info",

@@ -14,6 +14,7 @@ use crate::credentials::Side;
 use crate::plan::Job;
 use crate::registry::ClientOptions;
 use crate::run::{run as run_jobs, RunOptions};
+use crate::state::State;
 
 /// Builds the selected entries; exit 1 when any build failed.
 pub async fn run(
@@ -31,6 +32,7 @@ pub async fn run(
         .map_err(io)?;
         return Ok(EXIT_OK);
     }
+    State::check_writable(&args.state).map_err(|e| CommandError::Usage(e.to_string()))?;
     let jobs: Vec<Job> = entries.iter().map(|(job, _)| job.clone()).collect();
     let touched = jobs.iter().flat_map(|j| [&j.source, &j.target]);
     let source = client(Some(config), touched, ClientOptions::default())?;

@@ -20,6 +20,7 @@ use crate::plan::{self, Job, Unresolved};
 use crate::registry::{ClientOptions, RegistryClient};
 use crate::report::{GithubReporter, HumanReporter, JsonReporter, Reporters, TeamcityReporter};
 use crate::run::{run as run_jobs, RunOptions};
+use crate::state::State;
 use crate::transport::docker::DockerTransport;
 use crate::transport::registry::RegistryTransport;
 
@@ -33,6 +34,9 @@ pub async fn run(
     out: &mut (dyn Write + Send),
 ) -> Result<u8, CommandError> {
     let max_cache = cache_budget()?;
+    if !args.dry_run {
+        State::check_writable(&args.state).map_err(|e| CommandError::Usage(e.to_string()))?;
+    }
     let (jobs, unresolved, client) = jobs(config, args).await?;
     if args.dry_run {
         for job in &jobs {
