@@ -5,6 +5,7 @@ mod cli;
 mod docker;
 mod env;
 mod harness;
+mod hostile;
 mod registry;
 mod resume;
 mod support;
