@@ -6,6 +6,7 @@ mod docker;
 mod env;
 mod harness;
 mod hostile;
+mod refused;
 mod registry;
 mod resume;
 mod support;
