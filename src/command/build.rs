@@ -37,7 +37,7 @@ pub async fn run(
     let touched = jobs.iter().flat_map(|j| [&j.source, &j.target]);
     let source = client(Some(config), touched, ClientOptions::default())?;
     let target = source.for_side(Side::Target);
-    let (engine, state) = daemon_and_state(&args.state).await?;
+    let (engine, state) = daemon_and_state(&args.state, &source, &jobs).await?;
     let transport = BuildTransport::new(engine, source, target, entries, BuildOptions::from(args))
         .with_state(state);
     let mut reporters = reporters(None)?;

@@ -73,7 +73,7 @@ pub async fn run(
             tally
         }
         TransportArg::Docker => {
-            let (engine, state) = daemon_and_state(&args.state).await?;
+            let (engine, state) = daemon_and_state(&args.state, &client, &jobs).await?;
             let transport =
                 DockerTransport::new(engine.clone(), client, target, state.clone(), args.force);
             let tally = run_jobs(&transport, &jobs, options, &mut reporters)

@@ -182,6 +182,13 @@ impl RegistryClient {
         &self.inner.options
     }
 
+    /// The limits of `registry` (a host as in `Reference::registry`): the client's, with
+    /// what its auth.yaml entry overrides.
+    pub fn limits_of(&self, registry: &str) -> Limits {
+        let settings = self.inner.credentials.settings(registry);
+        settings.limits.apply(&self.inner.options.limits)
+    }
+
     /// State for the host of `url` (created on first use, not pinged).
     pub(crate) async fn host_for(&self, url: &Url) -> Result<Arc<Host>, RegistryError> {
         let host = url.host_str().unwrap_or_default();
