@@ -87,6 +87,24 @@ async fn endless_tag_pages_stop_at_the_tag_limit_with_one_line() {
 }
 
 #[tokio::test]
+async fn a_link_back_to_the_same_page_stops_at_once() {
+    let server = HostileServer::start(|_, _| {
+        let link = r#"Link: </v2/team/app/tags/list?n=5>; rel="next""#.to_owned();
+        ok(&[link], r#"{"tags":["a"]}"#)
+    })
+    .await;
+    let error = limited(Limits::default())
+        .list_tags(&at(&server, "team/app"), Some(5))
+        .await
+        .expect_err("a loop");
+    assert!(
+        error.to_string().ends_with("pagination links loop"),
+        "{error}"
+    );
+    assert_eq!(server.hits("tags/list"), 1);
+}
+
+#[tokio::test]
 async fn empty_pages_forever_stop_at_the_page_limit() {
     let server = endless_tag_pages(0).await;
     let client = limited(Limits {
