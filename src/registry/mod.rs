@@ -27,6 +27,7 @@
 
 mod auth;
 mod blob;
+mod body;
 mod challenge;
 mod error;
 mod image;
