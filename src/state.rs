@@ -13,6 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use thiserror::Error;
 
 const VERSION: u32 = 1;
+/// Largest state file read (a record is about 200 bytes: a million of them fit).
+const MAX_STATE_FILE: u64 = 256 * 1024 * 1024;
 
 /// The state file could not be written.
 #[derive(Debug, Error)]
@@ -62,10 +64,11 @@ pub struct State {
 }
 
 impl State {
-    /// Reads the state file. Missing or unreadable means empty; the warning says why.
+    /// Reads the state file (a regular file, bounded). Missing or unreadable means empty;
+    /// the warning says why.
     pub fn load(path: &Path) -> (State, Option<String>) {
-        let (document, warning) = match std::fs::read(path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Document::default(), None),
+        let (document, warning) = match crate::local_file::read(path, MAX_STATE_FILE) {
+            Ok(None) => (Document::default(), None),
             Err(e) => (
                 Document::default(),
                 Some(format!(
@@ -73,7 +76,7 @@ impl State {
                     path.display()
                 )),
             ),
-            Ok(bytes) => match serde_json::from_slice::<Document>(&bytes) {
+            Ok(Some(bytes)) => match serde_json::from_slice::<Document>(&bytes) {
                 Ok(doc) if doc.version == VERSION => (doc, None),
                 Ok(doc) => (
                     Document::default(),
@@ -264,6 +267,11 @@ mod tests {
         state
             .record_push("t", "d", "p")
             .expect("overwrites the damaged file");
+        let (_, warning) = State::load(Path::new("/dev/zero"));
+        assert!(
+            warning.is_some_and(|w| w.contains("not a regular file")),
+            "a device is never read"
+        );
         assert_eq!(State::load(&path).0.pushed("t", "d").as_deref(), Some("p"));
     }
 

@@ -80,7 +80,8 @@ fn load(cli: &Cli) -> Result<Config, CommandError> {
 
 /// The config when there is one; `ferry tags` also works without (anonymous, no rules).
 fn load_optional(cli: &Cli) -> Result<Option<Config>, CommandError> {
-    if cli.config.exists() {
+    // A dangling symlink is a config that cannot be read, not the absence of one.
+    if cli.config.symlink_metadata().is_ok() {
         load(cli).map(Some)
     } else {
         Ok(None)
