@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
 use clap::Parser;
 use ferry::cli::Cli;
 use ferry::command::{execute, CommandError, EXIT_FAILED, EXIT_USAGE};
@@ -24,7 +25,13 @@ fn main() -> ExitCode {
     }));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(error) if !error.use_stderr() => error.exit(), // --help, --version
+        // --help, --version, and a bare `ferry`: clap's own help text.
+        Err(error)
+            if !error.use_stderr()
+                || error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            error.exit()
+        }
         Err(error) => {
             // One line, as every other error: clap's first line without its usage block.
             let text = error.to_string();
