@@ -87,7 +87,7 @@ pub struct Selection {
     pub stage: Stage,
 
     /// Only these platforms, comma-separated (default: every Linux platform).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = linux_platform)]
     pub platform: Vec<Platform>,
 
     /// Every entry of an index, Windows included, byte for byte (registry transport).
@@ -124,7 +124,7 @@ pub struct SyncArgs {
     pub copying: Copying,
 
     /// Images copied at once.
-    #[arg(long, short = 'j', default_value_t = 4)]
+    #[arg(long, short = 'j', default_value_t = 4, value_parser = at_least_one)]
     pub jobs: usize,
 
     /// Print what would be done; write nothing.
@@ -285,6 +285,23 @@ pub enum CacheAction {
     },
 }
 
+/// `--platform`: ferry copies Linux platforms only.
+fn linux_platform(text: &str) -> Result<Platform, String> {
+    let platform: Platform = text.parse()?;
+    if !platform.is_linux() {
+        return Err("only linux platforms can be copied".to_owned());
+    }
+    Ok(platform)
+}
+
+/// `--jobs`: a whole number of at least 1.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    text.parse::<usize>()
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| "must be a whole number of at least 1".to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,6 +356,10 @@ mod tests {
         for args in [
             vec!["ferry", "sync", "--shard", "4/3"],
             vec!["ferry", "sync", "--platform", "linux"],
+            vec!["ferry", "sync", "--platform", "linux/amd64,windows/amd64"],
+            vec!["ferry", "plan", "--platform", "windows/amd64"],
+            vec!["ferry", "sync", "--jobs", "0"],
+            vec!["ferry", "sync", "-j", "-1"],
             vec!["ferry", "sync", "--stage", "nowhere"],
             vec!["ferry", "map"],
         ] {

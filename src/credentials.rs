@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use crate::config::auth::AuthEntry;
+use crate::registry::LimitOverrides;
 use crate::secret::Secret;
 
 pub use docker_config::DockerConfig;
@@ -68,6 +69,8 @@ pub struct HostSettings {
     pub insecure: bool,
     /// A PEM bundle whose certificates are trusted as extra roots for this host.
     pub ca_file: Option<PathBuf>,
+    /// Limits raised or lowered for this host (only a host-only entry sets them).
+    pub limits: LimitOverrides,
 }
 
 /// Why credentials could not be resolved.
@@ -195,6 +198,7 @@ impl CredentialStore {
             if host_only {
                 settings.insecure = entry.insecure;
                 settings.ca_file = entry.ca_file.clone().or(settings.ca_file);
+                settings.limits = entry.limits;
                 exact = true;
             } else if !exact {
                 settings.insecure |= entry.insecure;
@@ -275,6 +279,7 @@ mod tests {
             password: Some(Secret::new(format!("{user}-pw"))),
             insecure,
             ca_file: None,
+            limits: LimitOverrides::default(),
         }
     }
 

@@ -89,8 +89,14 @@ pub struct Source {
 /// What a source manifest holds and what of it a copy carries.
 #[derive(Debug, Clone)]
 pub enum Content {
-    /// One image.
-    Image(ImageParts),
+    /// One image, and its config as read while deciding (its platform), so a copy does
+    /// not fetch it again.
+    Image {
+        /// Its config and layers.
+        parts: ImageParts,
+        /// The config blob's bytes (verified against its digest).
+        config: Bytes,
+    },
     /// An index: the entries to copy, and the index to write.
     Index {
         /// The entries that travel, in index order (for the docker transport, only images).
@@ -107,7 +113,7 @@ impl Source {
     /// The bytes the registry transport writes under the target tag.
     pub fn written(&self) -> &Bytes {
         match &self.content {
-            Content::Image(_) => &self.manifest.bytes,
+            Content::Image { .. } => &self.manifest.bytes,
             Content::Index { write, .. } => write,
         }
     }
@@ -116,7 +122,7 @@ impl Source {
     pub fn note(&self) -> Option<&str> {
         match &self.content {
             Content::Index { dropped, .. } => dropped.as_deref(),
-            Content::Image(_) => None,
+            Content::Image { .. } => None,
         }
     }
 }
@@ -222,7 +228,7 @@ impl Decider {
             Parsed::Image(parts) => {
                 let config = self
                     .source
-                    .blob_bytes(&job.source, &parts.config.digest)
+                    .blob_bytes(&job.source, &parts.config)
                     .await
                     .map_err(|e| Halt::Fail(e.to_string()))?;
                 match manifest::config_platform(&config) {
@@ -236,7 +242,7 @@ impl Decider {
                     {
                         Err(Halt::Skip(SkipReason::NotSelected(vec![p])))
                     }
-                    _ => Ok(Content::Image(parts)),
+                    _ => Ok(Content::Image { parts, config }),
                 }
             }
         }

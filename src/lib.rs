@@ -12,6 +12,7 @@ pub mod decide;
 pub mod docker;
 pub mod event;
 pub mod gates;
+pub mod local_file;
 pub mod manifest;
 pub mod plan;
 pub mod platform;

@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
 use clap::Parser;
 use ferry::cli::image_syncer::{image_syncer_args, ImageSyncerArgs, ParseExit};
 use ferry::cli::Cli;
@@ -37,7 +38,10 @@ fn main() -> ExitCode {
                 return ExitCode::from(EXIT_USAGE);
             }
         },
-        None => Mode::Ferry(Cli::parse_from(argv)),
+        None => match parse_ferry(argv) {
+            Ok(cli) => Mode::Ferry(cli),
+            Err(code) => return code,
+        },
     };
     let verbose = match &mode {
         Mode::Ferry(cli) => cli.verbose,
@@ -85,4 +89,24 @@ fn main() -> ExitCode {
 enum Mode {
     Ferry(Cli),
     ImageSyncer(ImageSyncerArgs),
+}
+
+/// ferry's own command line. `--help`, `--version` and a bare `ferry` print clap's text;
+/// a usage error is one line (clap's first, without its usage block) and exit 2.
+fn parse_ferry(argv: Vec<std::ffi::OsString>) -> Result<Cli, ExitCode> {
+    match Cli::try_parse_from(argv) {
+        Ok(cli) => Ok(cli),
+        Err(error)
+            if !error.use_stderr()
+                || error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            error.exit()
+        }
+        Err(error) => {
+            let text = error.to_string();
+            let line = text.lines().next().unwrap_or_default();
+            eprintln!("ferry: {}", line.trim_start_matches("error: "));
+            Err(ExitCode::from(EXIT_USAGE))
+        }
+    }
 }

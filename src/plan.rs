@@ -151,6 +151,15 @@ pub fn routes(config: &Config, stage: Stage, request: &Request) -> Result<Vec<Ro
     if let Some(shard) = request.shard {
         entries.retain(|(e, _)| shard.owns(&e.source.repository_name()));
     }
+    // An entry the stage cannot map is a config or usage error, not a failed image.
+    if config.rules().stage(stage).is_none() {
+        let unmapped = entries.iter().find(|(e, carried)| {
+            !carried && (stage == Stage::Private || e.destinations.is_empty())
+        });
+        if let Some((entry, _)) = unmapped {
+            return Err(located(entry, crate::rules::MapError::NoStage { stage }));
+        }
+    }
     let mut routes = Vec::with_capacity(entries.len());
     for (mut entry, carried) in entries {
         if !request.platforms.is_empty() {

@@ -45,12 +45,22 @@ pub enum ReferenceErrorKind {
     /// A registry host that is not a valid domain, IP or `host:port`.
     #[error("invalid registry host {0:?}")]
     InvalidRegistry(String),
+    /// A registry port outside 1–65535.
+    #[error("invalid registry port in {0:?} (1-65535)")]
+    InvalidPort(String),
+    /// A lone registry host (`127.0.0.1:5000`, `registry.example.com`): docker would read
+    /// it as a Docker Hub repository, which is never what was meant.
+    #[error("{0:?} names a registry but no repository (write {0}/REPOSITORY)")]
+    MissingRepository(String),
     /// A tag outside `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
     #[error("invalid tag {0:?}")]
     InvalidTag(String),
     /// A digest that is not `algorithm:hex` of the right length.
     #[error("invalid digest {0:?}")]
     InvalidDigest(String),
+    /// A well-formed digest of an algorithm ferry cannot verify (only sha256).
+    #[error("unsupported digest algorithm in {0:?} (only sha256)")]
+    UnsupportedDigest(String),
     /// Registry plus path longer than 255 characters.
     #[error("repository name longer than {NAME_TOTAL_LENGTH_MAX} characters")]
     NameTooLong,
@@ -231,6 +241,13 @@ fn parse(input: &str) -> Result<Reference, ReferenceErrorKind> {
         return Err(ReferenceErrorKind::InvalidName);
     }
     let (registry, path) = split_registry(name);
+    if looks_like_host(name, &tag) {
+        let host = match &tag {
+            Some(port) => format!("{name}:{port}"),
+            None => name.to_owned(),
+        };
+        return Err(ReferenceErrorKind::MissingRepository(host));
+    }
     validate_registry(registry)?;
     let mut repository = path.to_owned();
     let registry = match registry {
@@ -250,6 +267,21 @@ fn parse(input: &str) -> Result<Reference, ReferenceErrorKind> {
         tag,
         digest,
     })
+}
+
+/// True for a lone name that can only be a registry host: `localhost`, a dotted name with
+/// a numeric "tag" (`127.0.0.1:5000`, `registry.local:5000`), or an IPv4 address. Docker
+/// Hub's own names (`library/…`) never hold an address.
+fn looks_like_host(name: &str, tag: &Option<String>) -> bool {
+    if name.contains('/') {
+        return false;
+    }
+    let port = tag
+        .as_deref()
+        .is_some_and(|t| t.bytes().all(|b| b.is_ascii_digit()));
+    name == "localhost"
+        || name.parse::<std::net::Ipv4Addr>().is_ok()
+        || (name.contains('.') && port)
 }
 
 /// Splits off the registry the way the docker CLI does: the first component is a registry
@@ -290,6 +322,9 @@ fn validate_registry(registry: &str) -> Result<(), ReferenceErrorKind> {
     if let Some(port) = port {
         if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
             return Err(invalid());
+        }
+        if !port.parse::<u16>().is_ok_and(|p| p > 0) {
+            return Err(ReferenceErrorKind::InvalidPort(registry.to_owned()));
         }
     }
     if !registry.starts_with('[') {
@@ -365,7 +400,8 @@ fn validate_tag(tag: &str) -> Result<(), ReferenceErrorKind> {
     }
 }
 
-/// Validates `algorithm:encoded`; sha256 and sha512 must have the exact hex length.
+/// Validates `algorithm:encoded`: only sha256 (64 lowercase hex digits) is accepted, the
+/// one algorithm ferry verifies; other well-formed digests are unsupported.
 pub fn validate_digest(digest: &str) -> Result<(), ReferenceErrorKind> {
     let invalid = || ReferenceErrorKind::InvalidDigest(digest.to_owned());
     let (algorithm, encoded) = digest.split_once(':').ok_or_else(invalid)?;
@@ -392,10 +428,12 @@ pub fn validate_digest(digest: &str) -> Result<(), ReferenceErrorKind> {
                     .all(|b| b.is_ascii_alphanumeric() || b"=_-".contains(&b))
         }
     };
-    if algorithm_ok && encoded_ok {
-        Ok(())
-    } else {
+    if !(algorithm_ok && encoded_ok) {
         Err(invalid())
+    } else if algorithm != "sha256" {
+        Err(ReferenceErrorKind::UnsupportedDigest(digest.to_owned()))
+    } else {
+        Ok(())
     }
 }
 

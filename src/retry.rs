@@ -19,6 +19,19 @@ pub trait Retryable: Display {
     fn retry_after(&self) -> Option<Duration> {
         None
     }
+    /// True for a stall (no connection or no byte within a timeout): each attempt costs a
+    /// whole timeout, so stalls get [`RetryPolicy::max_stall_attempts`] only.
+    fn is_stall(&self) -> bool {
+        false
+    }
+    /// The error marked as given up on: final for any retry loop around this one, so
+    /// nested loops never multiply attempts. A no-op for errors that cannot say so.
+    fn exhausted(self) -> Self
+    where
+        Self: Sized,
+    {
+        self
+    }
 }
 
 /// How often and how patiently to retry a failed operation.
@@ -33,6 +46,9 @@ pub struct RetryPolicy {
     /// Longest `Retry-After` honoured (rate limits often ask for minutes); a registry that
     /// asks for longer fails the image at once instead of stalling the run.
     pub max_retry_after: Duration,
+    /// Attempts, the first included, when the error is a stall (no connection or no byte
+    /// within the registry's timeout): each costs a whole timeout.
+    pub max_stall_attempts: u32,
 }
 
 impl Default for RetryPolicy {
@@ -43,6 +59,7 @@ impl Default for RetryPolicy {
             base_delay: Duration::from_millis(250),
             max_delay: Duration::from_secs(30),
             max_retry_after: Duration::from_secs(300),
+            max_stall_attempts: 2,
         }
     }
 }
@@ -61,6 +78,9 @@ impl RetryPolicy {
     /// (1-based), or `None` when the error is final or the attempts are used up.
     pub fn delay_after(&self, attempt: u32, error: &impl Retryable) -> Option<Duration> {
         if attempt >= self.max_attempts || !error.is_retryable() {
+            return None;
+        }
+        if error.is_stall() && attempt >= self.max_stall_attempts {
             return None;
         }
         match error.retry_after() {
@@ -121,7 +141,7 @@ impl RetryPolicy {
             match operation(attempt).await {
                 Ok(value) => return Ok(value),
                 Err(error) if self.pause(attempt, &error).await => attempt += 1,
-                Err(error) => return Err(error),
+                Err(error) => return Err(error.exhausted()),
             }
         }
     }

@@ -13,6 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use thiserror::Error;
 
 const VERSION: u32 = 1;
+/// Largest state file read (a record is about 200 bytes: a million of them fit).
+const MAX_STATE_FILE: u64 = 256 * 1024 * 1024;
 
 /// The state file could not be written.
 #[derive(Debug, Error)]
@@ -62,10 +64,11 @@ pub struct State {
 }
 
 impl State {
-    /// Reads the state file. Missing or unreadable means empty; the warning says why.
+    /// Reads the state file (a regular file, bounded). Missing or unreadable means empty;
+    /// the warning says why.
     pub fn load(path: &Path) -> (State, Option<String>) {
-        let (document, warning) = match std::fs::read(path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Document::default(), None),
+        let (document, warning) = match crate::local_file::read(path, MAX_STATE_FILE) {
+            Ok(None) => (Document::default(), None),
             Err(e) => (
                 Document::default(),
                 Some(format!(
@@ -73,7 +76,7 @@ impl State {
                     path.display()
                 )),
             ),
-            Ok(bytes) => match serde_json::from_slice::<Document>(&bytes) {
+            Ok(Some(bytes)) => match serde_json::from_slice::<Document>(&bytes) {
                 Ok(doc) if doc.version == VERSION => (doc, None),
                 Ok(doc) => (
                     Document::default(),
@@ -97,6 +100,34 @@ impl State {
             document: Mutex::new(document),
         };
         (state, warning)
+    }
+
+    /// Checks, before any work, that a run can save its state at `path`: whatever is
+    /// there is a regular file it may write, and its directory (created when missing) takes
+    /// a new file, as the atomic save needs. A run that pushed and then could not record it
+    /// would push again on every rerun.
+    pub fn check_writable(path: &Path) -> Result<(), StateError> {
+        let error = |source| StateError {
+            path: path.to_owned(),
+            source,
+        };
+        if let Ok(metadata) = std::fs::metadata(path) {
+            if !metadata.is_file() {
+                let not_file = std::io::Error::other("not a regular file");
+                return Err(error(not_file));
+            }
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(path)
+                .map_err(error)?;
+        }
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&dir).map_err(error)?;
+        tempfile::NamedTempFile::new_in(&dir).map_err(error)?;
+        Ok(())
     }
 
     /// The digest pushed to `target` for exactly this `source_digest`, if recorded.
@@ -236,7 +267,40 @@ mod tests {
         state
             .record_push("t", "d", "p")
             .expect("overwrites the damaged file");
+        let (_, warning) = State::load(Path::new("/dev/zero"));
+        assert!(
+            warning.is_some_and(|w| w.contains("not a regular file")),
+            "a device is never read"
+        );
         assert_eq!(State::load(&path).0.pushed("t", "d").as_deref(), Some("p"));
+    }
+
+    #[test]
+    fn a_state_path_that_cannot_be_saved_is_refused_up_front() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let fresh = dir.path().join("new/.ferry/state.json");
+        State::check_writable(&fresh).expect("a new file in a new directory");
+        assert!(!fresh.exists(), "nothing written but the directory");
+        assert_eq!(
+            std::fs::read_dir(fresh.parent().expect("dir"))
+                .expect("dir")
+                .count(),
+            0
+        );
+        let cases = [
+            (dir.path().to_owned(), "not a regular file"),
+            (PathBuf::from("/proc"), "not a regular file"),
+            (PathBuf::from("/proc/ferry-state.json"), ""),
+            (PathBuf::from("/dev/zero"), "not a regular file"),
+        ];
+        for (path, says) in cases {
+            let error = State::check_writable(&path).expect_err("cannot hold the state");
+            assert!(
+                error.to_string().contains(says),
+                "{}: {error}",
+                path.display()
+            );
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::event::Outcome;
 use crate::plan::Job;
 use crate::registry::ClientOptions;
 use crate::run::RunOptions;
+use crate::state::State;
 
 /// Builds the selected entries; exit 1 when any build failed.
 pub async fn run(
@@ -37,11 +38,12 @@ pub async fn run(
         .map_err(io)?;
         return Ok(EXIT_OK);
     }
+    State::check_writable(&args.state).map_err(|e| CommandError::Usage(e.to_string()))?;
     let jobs: Vec<Job> = entries.iter().map(|(job, _)| job.clone()).collect();
     let touched = jobs.iter().flat_map(|j| [&j.source, &j.target]);
     let source = client(Some(config), touched, ClientOptions::default())?;
     let target = source.for_side(Side::Target);
-    let (engine, state) = daemon_and_state(&args.state).await?;
+    let (engine, state) = daemon_and_state(&args.state, &source, &jobs).await?;
     let options = BuildOptions {
         push: args.push,
         force: args.force,

@@ -25,7 +25,7 @@ pub fn run(
     match &args.output {
         None => out.write_all(text.as_bytes()).map_err(io)?,
         Some(path) => write_atomically(path, &text)
-            .map_err(|e| CommandError::Failed(format!("cannot write {}: {e}", path.display())))?,
+            .map_err(|e| CommandError::Usage(format!("cannot write {}: {e}", path.display())))?,
     }
     Ok(EXIT_OK)
 }

@@ -23,7 +23,7 @@ use thiserror::Error;
 use crate::cli::{Cli, Command};
 use crate::config::{Config, ConfigError};
 use crate::credentials::CredentialStore;
-use crate::docker::Engine;
+use crate::docker::{Engine, IdleTimeouts};
 use crate::reference::Reference;
 use crate::registry::{ClientOptions, RegistryClient};
 use crate::rules::Stage;
@@ -123,7 +123,8 @@ fn require_images(config: &Config, stage: Stage) -> Result<(), CommandError> {
 
 /// The config when there is one; `ferry tags` also works without (anonymous, no rules).
 fn load_optional(cli: &Cli) -> Result<Option<Config>, CommandError> {
-    if cli.config.exists() {
+    // A dangling symlink is a config that cannot be read, not the absence of one.
+    if cli.config.symlink_metadata().is_ok() {
         load(cli).map(Some)
     } else {
         Ok(None)
@@ -149,11 +150,31 @@ fn client<'a>(
 }
 
 /// The Docker daemon and the state file of a run that pulls through it. A damaged state
-/// file is reported once and treated as empty (it costs time, never correctness).
-async fn daemon_and_state(path: &std::path::Path) -> Result<(Engine, Arc<State>), CommandError> {
+/// file is reported once and treated as empty (it costs time, never correctness). Pull and
+/// push streams give up after the idle timeout of the registry behind them (`client`'s
+/// limits for the registries of `jobs`).
+async fn daemon_and_state(
+    path: &std::path::Path,
+    client: &RegistryClient,
+    jobs: &[crate::plan::Job],
+) -> Result<(Engine, Arc<State>), CommandError> {
+    let idle = IdleTimeouts {
+        default: client.options().limits.idle_timeout,
+        per_registry: jobs
+            .iter()
+            .flat_map(|job| [&job.source, &job.target])
+            .map(|r| {
+                (
+                    r.registry().to_owned(),
+                    client.limits_of(r.registry()).idle_timeout,
+                )
+            })
+            .collect(),
+    };
     let engine = Engine::connect()
         .await
-        .map_err(|e| CommandError::Failed(e.to_string()))?;
+        .map_err(|e| CommandError::Failed(e.to_string()))?
+        .with_idle_timeouts(idle);
     let (state, warning) = State::load(path);
     if let Some(warning) = warning {
         tracing::warn!("{warning}");

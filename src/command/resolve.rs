@@ -54,7 +54,7 @@ pub async fn linux_platforms(
             .collect()),
         // One image: its config says the platform (the manifest is already here).
         Ok(Parsed::Image(parts)) => {
-            let config = client.blob_bytes(image, &parts.config.digest).await?;
+            let config = client.blob_bytes(image, &parts.config).await?;
             Ok(manifest::config_platform(&config)
                 .filter(Platform::is_linux)
                 .into_iter()

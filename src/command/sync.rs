@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::credentials::Side;
 use crate::decide::{Decider, Writes};
 use crate::event::{self, Event, Outcome, PlannedJob};
+use crate::local_file;
 use crate::plan::{self, Job, Unresolved};
 use crate::registry::{ClientOptions, RegistryClient};
 use crate::report::{
@@ -44,6 +45,10 @@ pub async fn run(
     let transport = args.copying.transport;
     if transport == TransportArg::Docker {
         docker_carries_linux_only(config, args)?;
+    }
+    if !args.dry_run {
+        State::check_writable(&args.copying.state)
+            .map_err(|e| CommandError::Usage(e.to_string()))?;
     }
     // Outputs are opened before any registry is asked: a report that cannot be written is
     // a usage error that costs nothing.
@@ -82,7 +87,7 @@ pub async fn run(
             copy.run(&jobs, &unresolved, &options, &mut reporters).await
         }
         TransportArg::Docker => {
-            let (engine, state) = daemon_and_state(&args.copying.state).await?;
+            let (engine, state) = daemon_and_state(&args.copying.state, &client, &jobs).await?;
             let decider = Decider::new(
                 client.clone(),
                 target.clone(),
@@ -242,9 +247,9 @@ async fn jobs(
 ) -> Result<(Vec<Job>, Vec<Unresolved>, RegistryClient), CommandError> {
     let options = ClientOptions::default();
     if let Some(file) = &args.plan {
-        let text = std::fs::read_to_string(file).map_err(|e| {
-            CommandError::Usage(format!("cannot read plan {}: {e}", file.display()))
-        })?;
+        let text = local_file::read_text(file, local_file::MAX_CONFIG_FILE)
+            .map_err(|e| CommandError::Usage(format!("plan {}: {e}", file.display())))?
+            .ok_or_else(|| CommandError::Usage(format!("plan {}: no such file", file.display())))?;
         let jobs = plan::from_json(&text)
             .map_err(|e| CommandError::Usage(format!("{}: {e}", file.display())))?;
         let touched = jobs.iter().flat_map(|j| [&j.source, &j.target]);

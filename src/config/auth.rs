@@ -10,7 +10,10 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::error::{ConfigError, Location};
+use super::limits::{self, RawLimits};
 use super::yaml::{Entries, YamlFile};
+use crate::local_file;
+use crate::registry::LimitOverrides;
 use crate::rules::normalize_registry;
 use crate::secret::Secret;
 
@@ -28,6 +31,8 @@ pub struct AuthEntry {
     pub insecure: bool,
     /// Extra CA bundle (PEM) to trust for this registry.
     pub ca_file: Option<PathBuf>,
+    /// `limits:` of a host-only key (what the registry may cost; defaults otherwise).
+    pub limits: LimitOverrides,
 }
 
 /// auth.yaml as loaded. Syntax errors fail the load; what depends on the environment (an
@@ -83,6 +88,7 @@ pub(crate) struct RawAuth {
     password: Option<Spanned<String>>,
     insecure: Option<bool>,
     ca_file: Option<Spanned<String>>,
+    limits: Option<Spanned<RawLimits>>,
 }
 
 /// The entries of an auth file as read, before they are checked and expanded.
@@ -120,6 +126,10 @@ pub(crate) fn from_entries(
                 .with_value(&key.value));
         }
         let host = normalized.split('/').next().unwrap_or_default().to_owned();
+        if let Some(limits) = raw.limits.as_ref().filter(|_| normalized != host) {
+            let message = format!("limits apply to a whole registry: set them under {host}");
+            return Err(file.error(limits, message).with_value(&key.value));
+        }
         let entry = resolve(file, root, env, normalized.clone(), raw)?;
         slots.push(AuthSlot {
             key: normalized,
@@ -156,6 +166,10 @@ fn resolve(
             }
         }
     };
+    let limits = match raw.limits {
+        Some(block) => limits::parse(file, block.value)?,
+        None => LimitOverrides::default(),
+    };
     let username = take("username", raw.username)?;
     let password = take("password", raw.password)?;
     let ca_file = take("ca_file", raw.ca_file)?;
@@ -163,7 +177,7 @@ fn resolve(
         return Ok(Err(error));
     }
     let ca_file = match ca_file {
-        Some((path, at)) => match ca_path(root, &path, at) {
+        Some((path, at)) => match ca_path(root, &path, at)? {
             Ok(path) => Some(path),
             Err(error) => return Ok(Err(error)),
         },
@@ -175,15 +189,30 @@ fn resolve(
         password: password.map(|(text, _)| Secret::new(text)),
         insecure: raw.insecure.unwrap_or(false),
         ca_file,
+        limits,
     }))
 }
 
-fn ca_path(root: &Path, path: &str, at: Location) -> Result<PathBuf, ConfigError> {
+/// The CA bundle's path: `Ok(Err)` when nothing is there (that fails only a run that
+/// needs the registry, like an unset variable), `Err` when what is there is no PEM
+/// certificate bundle (a sync would fail on it: the load does).
+fn ca_path(
+    root: &Path,
+    path: &str,
+    at: Location,
+) -> Result<Result<PathBuf, ConfigError>, ConfigError> {
     let full = root.join(path);
-    if full.is_file() {
-        Ok(full)
-    } else {
-        Err(ConfigError::new(at, "ca_file does not exist").with_value(path))
+    let bytes = match local_file::read(&full, local_file::MAX_CONFIG_FILE) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => {
+            let missing = ConfigError::new(at, "ca_file does not exist").with_value(path);
+            return Ok(Err(missing));
+        }
+        Err(e) => return Err(ConfigError::new(at, format!("ca_file: {e}")).with_value(path)),
+    };
+    match reqwest::Certificate::from_pem_bundle(&bytes) {
+        Ok(certificates) if !certificates.is_empty() => Ok(Ok(full)),
+        _ => Err(ConfigError::new(at, "ca_file holds no PEM certificate").with_value(path)),
     }
 }
 
@@ -253,6 +282,29 @@ mod tests {
                 (got, _) => panic!("{text}: {got:?}"),
             }
         }
+    }
+
+    #[test]
+    fn limits_override_only_what_they_name() {
+        let yaml = "127.0.0.1:5000:\n  insecure: true\n  limits:\n    idle_timeout: 1500ms\n    \
+                    connect_timeout: 2\n    tags_per_repository: 500\n    manifest_size: 8MiB\n";
+        let file = YamlFile::from_text(Path::new("config/auth.yaml"), yaml);
+        let entries = parse(&file, Path::new("."), &env)
+            .expect("valid")
+            .entries()
+            .expect("no variables");
+        let limits = entries[0].limits;
+        assert_eq!(
+            limits.idle_timeout,
+            Some(std::time::Duration::from_millis(1500))
+        );
+        assert_eq!(
+            limits.connect_timeout,
+            Some(std::time::Duration::from_secs(2))
+        );
+        assert_eq!(limits.tags_per_repository, Some(500));
+        assert_eq!(limits.manifest_size, Some(8 * 1024 * 1024));
+        assert_eq!((limits.pages_per_listing, limits.config_size), (None, None));
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod build;
 pub mod error;
 mod ferryman;
 pub mod images;
+mod limits;
 mod rules;
 pub mod selection;
 mod syncer;
@@ -66,15 +67,11 @@ impl Config {
         let config = if path.is_file() && CONFIG_FILES.contains(&file_name) {
             let message = "a configuration file: give the directory that holds it";
             return Err(ConfigError::new(Location::file_only(path), message));
-        } else if path.is_file() {
-            Config::load_ferryman(path)?
         } else if path.is_dir() {
             Config::load_dir(path, env)?
         } else {
-            return Err(ConfigError::new(
-                Location::file_only(path),
-                "no such configuration directory or items.yml file",
-            ));
+            // An items.yml, or something that is not one (missing, a FIFO, a device …).
+            Config::load_ferryman(path)?
         };
         crate::rules::collision::check(&config)?;
         Ok(config)
@@ -125,8 +122,10 @@ impl Config {
     }
 
     fn load_ferryman(path: &Path) -> Result<Config, ConfigError> {
-        let file = YamlFile::read(path)?
-            .ok_or_else(|| ConfigError::new(Location::file_only(path), "cannot read the file"))?;
+        let file = YamlFile::read(path)?.ok_or_else(|| {
+            let message = "no such configuration directory or items.yml file";
+            ConfigError::new(Location::file_only(path), message)
+        })?;
         Ok(Config {
             path: path.to_owned(),
             images: ferryman::parse(&file)?,
@@ -200,5 +199,7 @@ impl Config {
     }
 }
 
+#[cfg(test)]
+mod load_tests;
 #[cfg(test)]
 mod tests;

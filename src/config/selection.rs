@@ -232,8 +232,16 @@ pub fn tag_version(tag: &str) -> Option<Version> {
     Version::parse(&format!("{padded}{rest}")).ok()
 }
 
-/// Splits an images.yaml key into the repository (no tag, no digest) and its tag set.
+/// Splits an images.yaml key into the repository (no tag, no digest) and its tag set. A
+/// key is taken exactly as written: whitespace at its ends or a control character (a
+/// quoted `"nginx:1.25\n"`) is an error, never trimmed away.
 pub fn parse_key(key: &str) -> Result<(Reference, TagSet), String> {
+    if key.trim() != key || key.chars().any(char::is_control) {
+        return Err(
+            "whitespace or a control character at the ends of the key (keys are not trimmed)"
+                .to_owned(),
+        );
+    }
     // `repo:/regex/`: the first ":/" (a registry port is ":digits/", never ":/").
     if let Some(i) = key.find(":/").filter(|_| key.ends_with('/')) {
         let body = key.get(i + 2..key.len() - 1).unwrap_or_default();
@@ -306,6 +314,13 @@ mod tests {
             ("nginx:/", "empty tag regex"),
             ("Nginx:1", "lowercase"),
             ("nginx@sha256:12", "invalid digest"),
+            ("nginx:1.25 ", "keys are not trimmed"),
+            (" nginx:1.25", "keys are not trimmed"),
+            ("nginx:1.25\n", "keys are not trimmed"),
+            ("nginx:1.25\t", "keys are not trimmed"),
+            ("nginx@md5:abcdef", "unsupported digest algorithm"),
+            ("127.0.0.1:0/x:1", "invalid registry port"),
+            ("127.0.0.1:5402", "names a registry but no repository"),
         ] {
             let e = parse_key(key).expect_err(key);
             assert!(e.contains(says), "{key}: {e}");

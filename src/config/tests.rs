@@ -114,6 +114,11 @@ fn malformed() -> Vec<Case> {
         (auth("ghcr.io:\n  username: u\n  password: hunter2${X\n"), "config/auth.yaml:3:13", "password: '${' without '}'"),
         (auth("ghcr.io:\n  username: u\n"), "config/auth.yaml:1:1", "username and password must be given together"),
         (auth("ghcr.io:\n"), "config/auth.yaml:1:1", "empty auth entry"),
+        (auth("ghcr.io:\n  limits:\n    idle_timeout: soon\n"), "config/auth.yaml:3:19", "idle_timeout: invalid duration \"soon\""),
+        (auth("ghcr.io:\n  limits:\n    tags_per_repository: 0\n"), "config/auth.yaml:3:26", "tags_per_repository must be a whole number of at least 1 (0)"),
+        (auth("ghcr.io:\n  limits:\n    manifest_size: 0B\n"), "config/auth.yaml:3:20", "manifest_size must be at least 1 byte"),
+        (auth("ghcr.io:\n  limits:\n    tags: 5\n"), "config/auth.yaml:3:5", "unknown field `tags`"),
+        (auth("ghcr.io/team:\n  limits:\n    idle_timeout: 2s\n"), "config/auth.yaml:3:5", "limits apply to a whole registry: set them under ghcr.io"),
         // rules.yaml
         (rules("preset: nstI\n"), "config/rules.yaml:1:9", "unknown preset, expected one of nstl, ferryman (nstI)"),
         (rules("presets: nstl\n"), "config/rules.yaml:1:1", "unknown field `presets`"),

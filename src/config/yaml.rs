@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::error::{ConfigError, Location};
+use crate::local_file;
 
 /// One configuration file being read: its name for messages, and its text.
 pub(crate) struct YamlFile {
@@ -20,18 +21,15 @@ pub(crate) struct YamlFile {
 }
 
 impl YamlFile {
-    /// Reads `path`; `Ok(None)` when it does not exist.
+    /// Reads `path`; `Ok(None)` when nothing is there. Only a regular file (after
+    /// following symlinks; a dangling one is an error) of at most 16 MiB is read.
     pub(crate) fn read(path: &Path) -> Result<Option<YamlFile>, ConfigError> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => Ok(Some(YamlFile {
+        match local_file::read_text(path, local_file::MAX_CONFIG_FILE) {
+            Ok(text) => Ok(text.map(|text| YamlFile {
                 path: path.to_owned(),
                 text,
             })),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(ConfigError::new(
-                Location::file_only(path),
-                format!("cannot read: {e}"),
-            )),
+            Err(e) => Err(ConfigError::new(Location::file_only(path), e)),
         }
     }
 

@@ -1,7 +1,8 @@
 //! The docker CLI's `config.json`: inline `auths`, `credHelpers` and `credsStore`.
 //!
 //! Owns parsing that file and running `docker-credential-NAME get`; it must not fall back
-//! to other credentials when a configured helper fails, and must not echo file contents.
+//! to other credentials when a configured helper fails, and must not echo file contents
+//! nor anything a helper prints (a failing helper may print the secret it holds).
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -14,6 +15,7 @@ use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
 use super::{normalize_host, CredentialError, Credentials};
+use crate::local_file;
 use crate::reference::DOCKER_HUB;
 use crate::secret::Secret;
 
@@ -53,11 +55,11 @@ struct HelperOutput {
 }
 
 impl DockerConfig {
-    /// Reads `path`; `Ok(None)` when the file does not exist.
+    /// Reads `path` (a regular file of at most 16 MiB); `Ok(None)` when it does not exist.
     pub fn load(path: &Path) -> Result<Option<Self>, CredentialError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        let text = match local_file::read_text(path, local_file::MAX_CONFIG_FILE) {
+            Ok(Some(text)) => text,
+            Ok(None) => return Ok(None),
             Err(e) => return Err(config_error(path, e.to_string())),
         };
         Self::parse(&text)
@@ -179,16 +181,21 @@ async fn run_helper(
         .spawn()
         .map_err(|e| fail(format!("cannot run: {e}")))?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(server.as_bytes())
-            .await
-            .map_err(|e| fail(format!("writing stdin: {e}")))?;
+        // A helper that exits without reading its input is judged by its exit status.
+        match stdin.write_all(server.as_bytes()).await {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                return Err(fail(format!("writing stdin: {e}")));
+            }
+            _ => {}
+        }
     }
     let output = tokio::time::timeout(HELPER_TIMEOUT, child.wait_with_output())
         .await
         .map_err(|_| fail(format!("no answer within {}s", HELPER_TIMEOUT.as_secs())))?
         .map_err(|e| fail(format!("waiting: {e}")))?;
     if !output.status.success() {
+        // Read only to recognise the "not found" answer: a failing helper may print the
+        // secret it holds, so its output never goes into a message.
         let text = format!(
             "{} {}",
             String::from_utf8_lossy(&output.stdout),
@@ -197,15 +204,10 @@ async fn run_helper(
         if text.to_ascii_lowercase().contains("credentials not found") {
             return Ok(None);
         }
-        let first_line: String = text
-            .trim()
-            .lines()
-            .next()
-            .unwrap_or("")
-            .chars()
-            .take(160)
-            .collect();
-        return Err(fail(format!("{}: {first_line}", output.status)));
+        return Err(fail(match output.status.code() {
+            Some(code) => format!("exited with code {code}"),
+            None => "killed by a signal".to_owned(),
+        }));
     }
     let answer: HelperOutput = serde_json::from_slice(&output.stdout).map_err(|e| {
         fail(format!(
@@ -324,13 +326,40 @@ esac"#,
         let broken = get("bad.example")
             .await
             .expect_err("a failing helper is an error");
-        assert!(broken.to_string().contains("keychain locked"), "{broken}");
+        assert_eq!(
+            broken.to_string(),
+            "credential helper docker-credential-broken for bad.example: exited with code 3",
+            "the helper and its exit code, never its output"
+        );
         let missing = get("gone.example")
             .await
             .expect_err("a missing helper is an error");
         assert!(
             missing.to_string().contains("not found on PATH"),
             "{missing}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_helper_that_prints_the_secret_is_named_without_its_output() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fake_helper(
+            dir.path(),
+            "leaky",
+            "echo 'Secret: hunter2-leaked' >&2; echo '{\"Secret\":\"hunter2-leaked\"}'; exit 1",
+        );
+        let store = store(dir.path(), r#"{"credHelpers": {"leak.example": "leaky"}}"#);
+        let error = store
+            .resolve("leak.example", "x", Side::Source)
+            .await
+            .expect_err("a failing helper is an error");
+        let text = format!("{error} {error:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(
+            error
+                .to_string()
+                .ends_with("docker-credential-leaky for leak.example: exited with code 1"),
+            "{error}"
         );
     }
 

@@ -15,7 +15,7 @@ use super::auth::RegistryAuth;
 use super::error::{classify, one_line, DockerError, DockerErrorKind, Operation};
 use super::events::EventSink;
 use super::image::{from_inspect, from_summary, platform_of};
-use super::transfer::{root_cause, Streams};
+use super::transfer::{root_cause, IdleTimeouts, Streams};
 use crate::platform::Platform;
 use crate::reference::Reference;
 
@@ -101,9 +101,17 @@ impl Engine {
                 http,
                 base: format!("{base}/v{api_version}"),
                 host: host.to_owned(),
+                idle: IdleTimeouts::default(),
             },
             api_version,
         })
+    }
+
+    /// The same engine giving up a pull or push stream that stays silent for `idle` of the
+    /// registry it talks to (see [`IdleTimeouts`]).
+    pub fn with_idle_timeouts(mut self, idle: IdleTimeouts) -> Self {
+        self.streams.idle = idle;
+        self
     }
 
     /// The daemon's address (`unix:///var/run/docker.sock`).

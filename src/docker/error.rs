@@ -65,6 +65,15 @@ pub enum DockerErrorKind {
     /// The connection to the daemon broke, or its answer ended before the result line.
     #[error("the daemon's answer broke off: {0}")]
     Interrupted(String),
+    /// A pull or push stream said nothing for the registry's idle timeout: the daemon is
+    /// waiting on a registry that stalls (it never gives up on its own).
+    #[error("no progress from the daemon for {seconds}s while it talks to {registry} (limit idle_timeout in auth.yaml)")]
+    Stalled {
+        /// The registry pulled from or pushed to.
+        registry: String,
+        /// The idle timeout, in seconds.
+        seconds: u64,
+    },
     /// The daemon answered something that is not its JSON stream.
     #[error("unreadable answer from the daemon: {0}")]
     Protocol(String),

@@ -19,3 +19,4 @@ pub use auth::{registry_auth_header, registry_config_header, RegistryAuth};
 pub use engine::{Engine, DEFAULT_DOCKER_HOST};
 pub use error::{DockerError, DockerErrorKind, ErrorClass, Operation};
 pub use events::{DiscardEvents, DockerEvent, EventSink, LayerEvent};
+pub use transfer::IdleTimeouts;

@@ -4,6 +4,9 @@
 //! 0.21's typed push stream drops the layer `id` and the `aux` digest; it must not decide
 //! what to pull or push, nor print.
 
+use std::collections::HashMap;
+use std::time::Duration;
+
 use reqwest::header::CONTENT_TYPE;
 use reqwest::Body;
 use tokio_util::io::ReaderStream;
@@ -25,6 +28,37 @@ pub(crate) struct Streams {
     pub base: String,
     /// The daemon's address as the user wrote it, for messages.
     pub host: String,
+    /// Longest silence of a pull or push stream, per registry (and for the others).
+    pub idle: IdleTimeouts,
+}
+
+/// How long a pull or push stream may say nothing, by the registry it talks to: dockerd
+/// waits forever on a registry that stalls, so ferry gives up for it. Builds have none
+/// (a build step may rightly be silent for long).
+#[derive(Debug, Clone)]
+pub struct IdleTimeouts {
+    /// For registries not in `per_registry`.
+    pub default: Duration,
+    /// By registry host as in `Reference::registry`.
+    pub per_registry: HashMap<String, Duration>,
+}
+
+impl Default for IdleTimeouts {
+    fn default() -> Self {
+        IdleTimeouts {
+            default: crate::registry::Limits::default().idle_timeout,
+            per_registry: HashMap::new(),
+        }
+    }
+}
+
+impl IdleTimeouts {
+    fn of(&self, registry: &str) -> Duration {
+        self.per_registry
+            .get(registry)
+            .copied()
+            .unwrap_or(self.default)
+    }
 }
 
 /// The daemon's JSON error body (`{"message": "…"}`).
@@ -55,8 +89,9 @@ impl Streams {
         if auth.is_some() {
             request = request.header("X-Registry-Auth", registry_auth_header(auth));
         }
+        let idle = Some(image.registry());
         let outcome = self
-            .run(request, image.to_string(), auth.as_slice(), events)
+            .run(request, image.to_string(), auth.as_slice(), events, idle)
             .await
             .map_err(fail)?;
         if !outcome.pull_finished {
@@ -91,8 +126,9 @@ impl Streams {
             .post(self.url(&path))
             .query(&[("tag", tag)])
             .header("X-Registry-Auth", registry_auth_header(auth));
+        let idle = Some(target.registry());
         let outcome = self
-            .run(request, target.to_string(), auth.as_slice(), events)
+            .run(request, target.to_string(), auth.as_slice(), events, idle)
             .await
             .map_err(fail)?;
         outcome.digest.ok_or_else(|| {
@@ -154,7 +190,7 @@ impl Streams {
         }
         let auths: Vec<&RegistryAuth> = build.registry_auths.iter().collect();
         let outcome = self
-            .run(request, subject.clone(), &auths, events)
+            .run(request, subject.clone(), &auths, events, None)
             .await
             .map_err(fail)?;
         outcome.image_id.ok_or_else(|| {
@@ -169,12 +205,15 @@ impl Streams {
     }
 
     /// Sends `request` and reads its whole stream; any `errorDetail` becomes an error.
+    /// With `idle_for` (the registry the daemon talks to), a stream silent for that
+    /// registry's idle timeout is given up (dropping it cancels the daemon's work).
     async fn run(
         &self,
         request: reqwest::RequestBuilder,
         image: String,
         auths: &[&RegistryAuth],
         events: &dyn EventSink,
+        idle_for: Option<&str>,
     ) -> Result<Outcome, DockerErrorKind> {
         let redact = |text: &str| {
             auths
@@ -195,8 +234,18 @@ impl Streams {
         }
         let mut progress = Progress::new(image, events);
         let mut decoder = JsonStream::default();
+        let idle = idle_for.map(|registry| (registry, self.idle.of(registry)));
         loop {
-            match response.chunk().await {
+            let chunk = match idle {
+                Some((registry, limit)) => tokio::time::timeout(limit, response.chunk())
+                    .await
+                    .map_err(|_| DockerErrorKind::Stalled {
+                        registry: registry.to_owned(),
+                        seconds: limit.as_secs().max(1),
+                    })?,
+                None => response.chunk().await,
+            };
+            match chunk {
                 Ok(Some(chunk)) => {
                     let messages = decoder
                         .push(&chunk)

@@ -227,3 +227,34 @@ async fn newest_n_counts_only_tags_with_a_linux_platform() {
         "not 3.0.0-windows and one other"
     );
 }
+
+#[test]
+fn a_stage_without_rules_is_a_config_error_before_any_work() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config_dir = dir.path().join("config");
+    std::fs::create_dir(&config_dir).expect("mkdir");
+    let mirror_only =
+        "stages:\n  mirror:\n    registry: r.io/m\n    rules:\n      - match: '**'\n        target: '{flat}'\n";
+    std::fs::write(config_dir.join("rules.yaml"), mirror_only).expect("write");
+    std::fs::write(config_dir.join("images.yaml"), "nginx:1.25:\n").expect("write");
+    let config = Config::load_with_env(&config_dir, &|_| None).expect("valid config");
+    let error = routes(&config, Stage::Private, &Request::default()).expect_err("no private stage");
+    assert!(
+        error.to_string().contains("no private stage is configured"),
+        "{error}"
+    );
+    let no_rules_dir = tempfile::tempdir().expect("temp dir");
+    let no_rules = no_rules_dir.path().join("config");
+    std::fs::create_dir(&no_rules).expect("mkdir");
+    std::fs::write(no_rules.join("auth.yaml"), "").expect("write");
+    let config = Config::load_with_env(&no_rules, &|_| None).expect("valid config");
+    let one_off = Request {
+        images: vec!["busybox:1".to_owned()],
+        ..Request::default()
+    };
+    let error = routes(&config, Stage::Mirror, &one_off).expect_err("no mirror stage");
+    assert_eq!(
+        error.to_string(),
+        "command line: no mirror stage is configured (rules.yaml: preset or stages.mirror) (docker.io/library/busybox)"
+    );
+}

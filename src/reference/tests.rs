@@ -104,6 +104,15 @@ fn valid_references_normalize_like_docker() {
             None,
         ),
         ("127.0.0.1:5000/x".into(), "127.0.0.1:5000", "x", None, None),
+        ("r.io:65535/x".into(), "r.io:65535", "x", None, None),
+        ("r.io:1/x:5000".into(), "r.io:1", "x", Some("5000"), None),
+        (
+            "ubuntu:22.04".into(),
+            "docker.io",
+            "library/ubuntu",
+            Some("22.04"),
+            None,
+        ),
         ("[::1]:5000/x:y".into(), "[::1]:5000", "x", Some("y"), None),
         (
             "myhost:5000/team/app".into(),
@@ -206,6 +215,25 @@ fn invalid_references_are_rejected_with_the_rule() {
             |k| matches!(k, K::InvalidDigest(_)),
         ),
         ("nginx@md5".into(), |k| matches!(k, K::InvalidDigest(_))),
+        ("nginx@md5:abcdef".into(), |k| {
+            matches!(k, K::UnsupportedDigest(_))
+        }),
+        (format!("nginx@sha512:{}", "a".repeat(128)), |k| {
+            matches!(k, K::UnsupportedDigest(_))
+        }),
+        ("127.0.0.1:0/x:1".into(), |k| matches!(k, K::InvalidPort(_))),
+        ("127.0.0.1:65536/x".into(), |k| {
+            matches!(k, K::InvalidPort(_))
+        }),
+        ("r.io:99999/x".into(), |k| matches!(k, K::InvalidPort(_))),
+        ("127.0.0.1:5402".into(), |k| {
+            matches!(k, K::MissingRepository(_))
+        }),
+        ("registry.local:5000".into(), |k| {
+            matches!(k, K::MissingRepository(_))
+        }),
+        ("localhost".into(), |k| matches!(k, K::MissingRepository(_))),
+        ("10.0.0.1".into(), |k| matches!(k, K::MissingRepository(_))),
         ("nginx@".into(), |k| matches!(k, K::InvalidDigest(_))),
         ("/nginx".into(), |k| matches!(k, K::InvalidName)),
         ("nginx/".into(), |k| matches!(k, K::InvalidName)),

@@ -11,7 +11,7 @@ use reqwest::header::HeaderValue;
 use url::Url;
 
 use super::challenge::{parse_challenge, Challenge};
-use super::error::{describe_network, ErrorKind, RegistryError};
+use super::error::{network, ErrorKind, RegistryError};
 use super::request::Repo;
 use super::{Host, RegistryClient};
 use crate::credentials::Credentials;
@@ -62,7 +62,8 @@ pub(crate) enum Presented {
 impl RegistryClient {
     /// Pings `/v2/` once per host (cached): picks the scheme and records the challenge.
     /// HTTPS is tried first; plain HTTP only for insecure or loopback hosts, when HTTPS
-    /// cannot even connect.
+    /// cannot even connect. A host that stays silent over HTTPS (a timeout) is not asked
+    /// again over HTTP: that would only wait a second time.
     pub(crate) async fn endpoint(
         &self,
         host: &Arc<Host>,
@@ -98,13 +99,13 @@ impl RegistryClient {
                 .map_err(|e| error(ErrorKind::Protocol(e.to_string())))?;
             let response = match host.http.get(url).send().await {
                 Ok(response) => response,
-                Err(e) => {
-                    last = Some(error(ErrorKind::Network(format!(
-                        "{scheme}: {}",
-                        describe_network(e)
-                    ))));
-                    continue;
-                }
+                Err(e) => match network(e, &host.limits) {
+                    ErrorKind::Network(cause) => {
+                        last = Some(error(ErrorKind::Network(format!("{scheme}: {cause}"))));
+                        continue;
+                    }
+                    stall => return Err(error(stall)),
+                },
             };
             let status = response.status().as_u16();
             let challenge = if status == 401 {

@@ -1,8 +1,10 @@
-//! Blob reads: HEAD (exists?) and GET as a stream of bytes whose SHA-256 is checked while
-//! reading, resumed with `Range` (or restarted) when the connection breaks.
+//! Blob reads: HEAD (exists?) and GET as a stream of bytes whose SHA-256 and length are
+//! checked while reading, resumed with `Range` (or restarted) when the connection breaks.
 //!
 //! Owns download integrity; it must never end a stream successfully unless the bytes hashed
-//! to the digest: the last chunk is held back and replaced by an error on a mismatch.
+//! to the digest and had the size the manifest declares: the last chunk is held back and
+//! replaced by an error on a mismatch, and a blob larger than declared fails at the first
+//! byte too many (or at its `Content-Length`), never after downloading all of it.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -14,7 +16,7 @@ use reqwest::{Method, StatusCode};
 use sha2::{Digest, Sha256};
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::error::{describe_network, ErrorKind, RegistryError};
+use super::error::{network, ErrorKind, RegistryError};
 use super::request::{Call, Repo};
 use super::RegistryClient;
 use crate::reference::Reference;
@@ -78,12 +80,15 @@ impl RegistryClient {
         Ok(Some(size))
     }
 
-    /// Streams blob `digest` (sha256 only) from the repository of `reference`. Errors before
-    /// the first byte (404, denied) come from this call; later ones from the stream.
+    /// Streams blob `digest` (sha256 only) from the repository of `reference`; `size` is
+    /// the size its descriptor declares, when known, and the blob must have exactly that
+    /// many bytes. Errors before the first byte (404, denied, a `Content-Length` other than
+    /// `size`) come from this call; later ones from the stream.
     pub async fn get_blob(
         &self,
         reference: &Reference,
         digest: &str,
+        size: Option<u64>,
     ) -> Result<BlobStream, RegistryError> {
         let repo = self.open(reference, format!("GET blob {digest}")).await?;
         let expected_hex = digest
@@ -96,6 +101,7 @@ impl RegistryClient {
             digest: digest.to_owned(),
             expected_hex,
             hasher: Sha256::new(),
+            declared: size,
             offset: 0,
             total: None,
             body: None,
@@ -104,8 +110,8 @@ impl RegistryClient {
             breaks: 0,
             done: false,
         };
-        download.open().await?;
-        let size = download.total;
+        download.open(true).await?;
+        let size = download.total.or(size);
         let inner = futures::stream::unfold(download, |mut d| async move {
             let item = d.next_item().await?;
             Some((item, d))
@@ -120,6 +126,8 @@ struct Download {
     digest: String,
     expected_hex: String,
     hasher: Sha256,
+    /// Size the descriptor declares, when known.
+    declared: Option<u64>,
     /// Bytes received and hashed so far.
     offset: u64,
     total: Option<u64>,
@@ -136,8 +144,10 @@ struct Download {
 }
 
 impl Download {
-    /// (Re)opens the body at `offset`, asking for a `Range` when resuming.
-    async fn open(&mut self) -> Result<(), RegistryError> {
+    /// (Re)opens the body at `offset`, asking for a `Range` when resuming. The first open
+    /// retries on its own; a reopen is one attempt, counted by [`Download::broken`], so a
+    /// download has one retry budget however it breaks.
+    async fn open(&mut self, first: bool) -> Result<(), RegistryError> {
         let scopes = vec![self.repo.reference.scope(&["pull"])];
         let mut call = Call::new(
             Method::GET,
@@ -147,12 +157,12 @@ impl Download {
         if self.offset > 0 {
             call = call.header(RANGE, &format!("bytes={}-", self.offset));
         }
-        let sent = self
-            .repo
-            .send(&call, |s| {
-                s == StatusCode::OK || s == StatusCode::PARTIAL_CONTENT
-            })
-            .await?;
+        let ok = |s| s == StatusCode::OK || s == StatusCode::PARTIAL_CONTENT;
+        let sent = if first {
+            self.repo.send(&call, ok).await?
+        } else {
+            self.repo.send_once(&call, ok).await?
+        };
         let headers = sent.response.headers();
         let number = |name| {
             headers
@@ -184,6 +194,11 @@ impl Download {
             }
             self.skip = self.offset;
         }
+        if let (Some(total), Some(declared)) = (self.total, self.declared) {
+            if total != declared {
+                return Err(self.size_mismatch(total.to_string()));
+            }
+        }
         let stream = sent.response.bytes_stream().boxed();
         self.body = Some((stream, sent._permit));
         Ok(())
@@ -196,9 +211,11 @@ impl Download {
                 return None;
             }
             if self.body.is_none() {
-                if let Err(error) = self.open().await {
-                    self.done = true;
-                    return Some(Err(error));
+                if let Err(error) = self.open(false).await {
+                    if let Some(failure) = self.broken(error).await {
+                        return Some(Err(failure));
+                    }
+                    continue;
                 }
             }
             let next = match self.body.as_mut() {
@@ -219,26 +236,48 @@ impl Download {
                     }
                     self.hasher.update(&chunk);
                     self.offset += chunk.len() as u64;
+                    if let Some(declared) = self.declared.filter(|d| self.offset > *d) {
+                        self.done = true;
+                        self.body = None;
+                        let more = format!("more than {declared}");
+                        return Some(Err(self.size_mismatch(more)));
+                    }
                     if let Some(previous) = self.pending.replace(chunk) {
                         return Some(Ok(previous));
                     }
                 }
                 Some(Err(error)) => {
-                    let cause = describe_network(error);
-                    if let Some(failure) = self.broken(cause).await {
+                    let limits = *self.repo.limits();
+                    let error = match network(error, &limits) {
+                        ErrorKind::Network(cause) => ErrorKind::Network(format!(
+                            "download interrupted at byte {}: {cause}",
+                            self.offset
+                        )),
+                        stall => stall,
+                    };
+                    if let Some(failure) = self.broken(self.repo.error(error)).await {
                         return Some(Err(failure));
                     }
                 }
                 None if self.total.is_some_and(|total| self.offset < total) => {
-                    let cause =
-                        format!("body ended after {} of {:?} bytes", self.offset, self.total);
-                    if let Some(failure) = self.broken(cause).await {
+                    let cause = format!(
+                        "download interrupted: body ended after {} of {:?} bytes",
+                        self.offset, self.total
+                    );
+                    let error = self.repo.error(ErrorKind::Network(cause));
+                    if let Some(failure) = self.broken(error).await {
                         return Some(Err(failure));
                     }
                 }
                 None => {
                     self.done = true;
                     self.body = None;
+                    if self
+                        .declared
+                        .is_some_and(|declared| self.offset != declared)
+                    {
+                        return Some(Err(self.size_mismatch(self.offset.to_string())));
+                    }
                     let actual = hex::encode(std::mem::take(&mut self.hasher).finalize());
                     if actual != self.expected_hex {
                         return Some(Err(self.repo.error(ErrorKind::DigestMismatch {
@@ -252,21 +291,25 @@ impl Download {
         }
     }
 
-    /// Records a broken body; after a backoff the loop reopens it with `Range`. Returns the
-    /// error to give up with once the retry policy is exhausted.
-    async fn broken(&mut self, cause: String) -> Option<RegistryError> {
+    /// The blob is not the size its descriptor declares (it has `actual` bytes).
+    fn size_mismatch(&self, actual: String) -> RegistryError {
+        let declared = self.declared.unwrap_or_default();
+        self.repo.error(ErrorKind::SizeMismatch(format!(
+            "blob has {actual} bytes, its manifest declares {declared}"
+        )))
+    }
+
+    /// Records a broken body (or a failed reopen); after a backoff the loop reopens it with
+    /// `Range`. Returns the error to give up with once the retry policy is exhausted.
+    async fn broken(&mut self, error: RegistryError) -> Option<RegistryError> {
         self.body = None;
         self.breaks += 1;
-        let error = self.repo.error(ErrorKind::Network(format!(
-            "download interrupted at byte {}: {cause}",
-            self.offset
-        )));
         let policy = &self.repo.client.inner.options.retry;
         if policy.pause(self.breaks, &error).await {
             return None;
         }
         self.done = true;
-        Some(error)
+        Some(error.exhausted())
     }
 }
 

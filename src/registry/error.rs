@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
+use super::limits::{seconds, Limit, Limits};
 use crate::credentials::CredentialError;
 
 /// Error codes the registry means as final: retrying cannot help.
@@ -40,6 +41,8 @@ struct Detail {
     repository: Option<String>,
     action: String,
     kind: ErrorKind,
+    /// A retry loop already gave up on it: an enclosing loop must not start over.
+    exhausted: bool,
 }
 
 /// One entry of the OCI error envelope `{"errors":[{"code","message"}]}`.
@@ -96,6 +99,18 @@ pub enum ErrorKind {
     /// A local file could not be read.
     #[error("{0}")]
     Io(String),
+    /// A limit of [`super::Limits`] was hit: too many tags or pages, a manifest or config
+    /// too large, no connection or no byte in time.
+    #[error("{message} (limit {limit} in auth.yaml)")]
+    Limit {
+        /// Which limit.
+        limit: Limit,
+        /// What happened, with the limit's value.
+        message: String,
+    },
+    /// The bytes offered or received disagree with the size the manifest declares.
+    #[error("{0}")]
+    SizeMismatch(String),
     /// Credentials could not be resolved (a failing credential helper, a bad config.json).
     #[error("{0}")]
     Credentials(#[from] CredentialError),
@@ -125,7 +140,25 @@ impl RegistryError {
             repository: repository.map(str::to_owned),
             action: action.into(),
             kind,
+            exhausted: false,
         }))
+    }
+
+    /// The same error, marked as given up on by a retry loop (see [`Self::is_retryable`]).
+    pub(crate) fn exhausted(mut self) -> Self {
+        self.0.exhausted = true;
+        self
+    }
+
+    /// True for a stall: no connection or no byte within the registry's timeout.
+    pub fn is_stall(&self) -> bool {
+        matches!(
+            self.0.kind,
+            ErrorKind::Limit {
+                limit: Limit::IdleTimeout | Limit::ConnectTimeout,
+                ..
+            }
+        )
     }
 
     /// The registry host.
@@ -167,11 +200,16 @@ impl RegistryError {
         }
     }
 
-    /// Whether retrying the same operation may succeed: network errors, 408, 429 and 5xx,
-    /// unless the registry gave a permanent error code.
+    /// Whether retrying the same operation may succeed: network errors, stalls, 408, 429
+    /// and 5xx, unless the registry gave a permanent error code or a retry loop already
+    /// gave up on this error (loops nested in one another must not multiply attempts).
     pub fn is_retryable(&self) -> bool {
+        if self.0.exhausted {
+            return false;
+        }
         match &self.0.kind {
             ErrorKind::Network(_) => true,
+            ErrorKind::Limit { .. } => self.is_stall(),
             ErrorKind::Status { status, errors, .. } => {
                 let permanent = errors
                     .iter()
@@ -183,6 +221,7 @@ impl RegistryError {
             | ErrorKind::DigestMismatch { .. }
             | ErrorKind::Protocol(_)
             | ErrorKind::Io(_)
+            | ErrorKind::SizeMismatch(_)
             | ErrorKind::Credentials(_) => false,
         }
     }
@@ -215,6 +254,25 @@ pub(crate) fn parse_envelope(body: &[u8]) -> Vec<OciError> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// What a failed request or body read means: a stall (a timeout, named as the limit of
+/// `limits` it hit) or another network error.
+pub(crate) fn network(error: reqwest::Error, limits: &Limits) -> ErrorKind {
+    if !error.is_timeout() {
+        return ErrorKind::Network(describe_network(error));
+    }
+    if error.is_connect() {
+        ErrorKind::Limit {
+            limit: Limit::ConnectTimeout,
+            message: format!("no connection within {}", seconds(limits.connect_timeout)),
+        }
+    } else {
+        ErrorKind::Limit {
+            limit: Limit::IdleTimeout,
+            message: format!("no byte within {}", seconds(limits.idle_timeout)),
+        }
+    }
 }
 
 /// A network error described without its URL, with its chain of causes, on one line.

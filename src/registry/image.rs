@@ -7,8 +7,9 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 
 use super::error::{ErrorKind, RegistryError};
+use super::limits::Limit;
 use super::RegistryClient;
-use crate::manifest::{self, Child, Parsed};
+use crate::manifest::{self, Blob, Child, Parsed};
 use crate::reference::Reference;
 
 impl RegistryClient {
@@ -46,25 +47,49 @@ impl RegistryClient {
                 }
             }
         };
-        self.blob_bytes(&pinned, &parts.config.digest)
-            .await
-            .map(Some)
+        self.blob_bytes(&pinned, &parts.config).await.map(Some)
     }
 
-    /// A small blob (an image config) in memory, verified against its digest. Layers go
-    /// through [`RegistryClient::get_blob`] as a stream instead.
+    /// An image config blob in memory, verified against its descriptor's digest and size;
+    /// a descriptor over the registry's `config_size` fails before any byte is read.
+    /// Layers go through [`RegistryClient::get_blob`] as a stream instead.
     pub async fn blob_bytes(
         &self,
         reference: &Reference,
-        digest: &str,
+        config: &Blob,
     ) -> Result<Bytes, RegistryError> {
+        self.check_config_size(reference, config)?;
         let bytes: Vec<u8> = self
-            .get_blob(reference, digest)
+            .get_blob(reference, &config.digest, Some(config.size))
             .await?
             .map_ok(|chunk| chunk.to_vec())
             .try_concat()
             .await?;
         Ok(Bytes::from(bytes))
+    }
+
+    /// Fails when `config` declares more bytes than the registry's `config_size`.
+    pub fn check_config_size(
+        &self,
+        reference: &Reference,
+        config: &Blob,
+    ) -> Result<(), RegistryError> {
+        let limit = self.host(reference.api_host())?.limits.config_size;
+        if config.size <= limit {
+            return Ok(());
+        }
+        Err(RegistryError::new(
+            reference.registry(),
+            Some(reference.repository()),
+            format!("GET blob {}", config.digest),
+            ErrorKind::Limit {
+                limit: Limit::ConfigSize,
+                message: format!(
+                    "image config of {} bytes is larger than {limit} bytes",
+                    config.size
+                ),
+            },
+        ))
     }
 }
 

@@ -1,7 +1,8 @@
 //! Manifests: HEAD, GET and PUT of image manifests and indexes, byte-exact.
 //!
-//! Owns media-type negotiation and digest checks of manifest bytes; it must not parse or
-//! rewrite a manifest it copies (digests must stay identical).
+//! Owns media-type negotiation and the checks of manifest bytes (size limit,
+//! `Content-Length`, digest); it must not parse or rewrite a manifest it copies (digests
+//! must stay identical).
 
 use bytes::Bytes;
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
@@ -9,7 +10,8 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 
 use super::error::{ErrorKind, RegistryError};
-use super::request::{read_capped, Call, Payload, Repo};
+use super::limits::Limit;
+use super::request::{Call, Payload, Repo};
 use super::RegistryClient;
 use crate::reference::Reference;
 
@@ -23,8 +25,6 @@ pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [
     OCI_MANIFEST,
     DOCKER_MANIFEST,
 ];
-/// Registries refuse manifests larger than this (distribution's limit).
-const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 const DIGEST_HEADER: &str = "docker-content-digest";
 
 /// A manifest as the registry serves it.
@@ -87,8 +87,9 @@ impl RegistryClient {
         }))
     }
 
-    /// GET the manifest `reference` names. When it names a digest, the bytes must hash to
-    /// it; a `Docker-Content-Digest` header must always match the bytes.
+    /// GET the manifest `reference` names. It must fit the registry's `manifest_size` and
+    /// its `Content-Length`; when `reference` names a digest, the bytes must hash to it; a
+    /// `Docker-Content-Digest` header must always match the bytes.
     pub async fn get_manifest(&self, reference: &Reference) -> Result<Manifest, RegistryError> {
         let wanted = reference.manifest_reference();
         let repo = self
@@ -173,12 +174,10 @@ async fn read_manifest(
     let announced = header(DIGEST_HEADER);
     let content_type = header(CONTENT_TYPE.as_str())
         .map(|t| t.split(';').next().unwrap_or_default().trim().to_owned());
-    let body = read_capped(response, MAX_MANIFEST_BYTES + 1).await;
-    if body.len() > MAX_MANIFEST_BYTES {
-        return Err(repo.error(ErrorKind::Protocol(format!(
-            "manifest larger than {MAX_MANIFEST_BYTES} bytes"
-        ))));
-    }
+    let cap = repo.limits().manifest_size;
+    let body = repo
+        .read_body(response, cap, "manifest", Some(Limit::ManifestSize))
+        .await?;
     let digest = sha256_digest(&body);
     if let Some(pinned) = pinned {
         if !pinned.starts_with("sha256:") {
@@ -210,7 +209,7 @@ async fn read_manifest(
         })?,
     };
     Ok(Manifest {
-        bytes: Bytes::from(body),
+        bytes: body,
         media_type,
         digest,
     })

@@ -19,14 +19,21 @@
 //! sent without Authorization; plain HTTP is followed only to loopback or insecure hosts.
 //! An upload `Location` on another host gets no credentials either. The token realm rule is
 //! in the `auth` module doc.
+//!
+//! # Limits
+//! Every host has [`Limits`] (the client's defaults, overridden per registry by auth.yaml's
+//! `limits:`): tags and pages of a listing, manifest and config sizes, connect and idle
+//! timeouts. Every body is read against them and against the length it announced.
 
 mod auth;
 mod blob;
+mod body;
 mod challenge;
 mod error;
 #[cfg(test)]
 pub(crate) mod fake;
 mod image;
+mod limits;
 mod manifest;
 mod request;
 mod retry;
@@ -40,7 +47,6 @@ mod tests;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::sync::{OnceCell, Semaphore};
 use url::Url;
@@ -51,6 +57,7 @@ use crate::reference::Reference;
 pub use crate::retry::RetryPolicy;
 pub use blob::BlobStream;
 pub use error::{ErrorKind, OciError, RegistryError};
+pub use limits::{parse_duration, Limit, LimitOverrides, Limits};
 pub use manifest::{
     Manifest, ManifestHead, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, MANIFEST_MEDIA_TYPES, OCI_INDEX,
     OCI_MANIFEST,
@@ -68,10 +75,8 @@ pub struct ClientOptions {
     pub monolithic_limit: u64,
     /// Size of one PATCH chunk.
     pub chunk_size: u64,
-    /// Connect timeout per request.
-    pub connect_timeout: Duration,
-    /// Longest wait for any bytes while reading a response.
-    pub read_timeout: Duration,
+    /// Limits of a host whose auth.yaml entry sets none (its `limits:` override these).
+    pub limits: Limits,
     /// `User-Agent` header.
     pub user_agent: String,
 }
@@ -83,8 +88,7 @@ impl Default for ClientOptions {
             retry: RetryPolicy::default(),
             monolithic_limit: 32 * 1024 * 1024,
             chunk_size: 16 * 1024 * 1024,
-            connect_timeout: Duration::from_secs(30),
-            read_timeout: Duration::from_secs(120),
+            limits: Limits::default(),
             user_agent: format!("ferry/{}", env!("CARGO_PKG_VERSION")),
         }
     }
@@ -117,6 +121,7 @@ struct Inner {
 pub(crate) struct Host {
     pub(crate) authority: String,
     settings: HostSettings,
+    pub(crate) limits: Limits,
     pub(crate) http: reqwest::Client,
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) endpoint: OnceCell<Arc<auth::Endpoint>>,
@@ -180,6 +185,13 @@ impl RegistryClient {
         &self.inner.options
     }
 
+    /// The limits of `registry` (a host as in `Reference::registry`): the client's, with
+    /// what its auth.yaml entry overrides.
+    pub fn limits_of(&self, registry: &str) -> Limits {
+        let settings = self.inner.credentials.settings(registry);
+        settings.limits.apply(&self.inner.options.limits)
+    }
+
     /// State for the host of `url` (created on first use, not pinged).
     pub(crate) async fn host_for(&self, url: &Url) -> Result<Arc<Host>, RegistryError> {
         let host = url.host_str().unwrap_or_default();
@@ -205,17 +217,26 @@ impl RegistryClient {
         }
         let settings = self.inner.credentials.settings(authority);
         let options = &self.inner.options;
+        let limits = settings.limits.apply(&options.limits);
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(options.user_agent.clone())
-            .connect_timeout(options.connect_timeout)
-            .read_timeout(options.read_timeout)
+            .connect_timeout(limits.connect_timeout)
+            .read_timeout(limits.idle_timeout)
             .danger_accept_invalid_certs(settings.insecure);
         if let Some(path) = &settings.ca_file {
-            let pem = std::fs::read(path)
-                .map_err(|e| error(format!("ca_file {}: {e}", path.display())))?;
+            let pem = crate::local_file::read(path, crate::local_file::MAX_CONFIG_FILE)
+                .map_err(|e| error(format!("ca_file {}: {e}", path.display())))?
+                .ok_or_else(|| error(format!("ca_file {}: no such file", path.display())))?;
             let certificates = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| error(format!("ca_file {}: {e}", path.display())))?;
+                .ok()
+                .filter(|certificates| !certificates.is_empty())
+                .ok_or_else(|| {
+                    error(format!(
+                        "ca_file {}: holds no PEM certificate",
+                        path.display()
+                    ))
+                })?;
             for certificate in certificates {
                 builder = builder.add_root_certificate(certificate);
             }
@@ -226,6 +247,7 @@ impl RegistryClient {
         let host = Arc::new(Host {
             authority: authority.to_owned(),
             settings,
+            limits,
             http,
             permits: Arc::new(Semaphore::new(options.max_concurrent_requests.max(1))),
             endpoint: OnceCell::new(),

@@ -19,7 +19,7 @@ use url::Url;
 
 use super::auth::{Endpoint, Presented};
 use super::challenge::{parse_challenge, Challenge};
-use super::error::{describe_network, parse_envelope, ErrorKind, RegistryError};
+use super::error::{network, parse_envelope, ErrorKind, RegistryError};
 use super::retry::parse_retry_after;
 use super::{Host, RegistryClient};
 use crate::credentials::Credentials;
@@ -278,7 +278,7 @@ impl Repo {
             let response = request
                 .send()
                 .await
-                .map_err(|e| self.error(ErrorKind::Network(describe_network(e))))?;
+                .map_err(|e| self.error(network(e, &host.limits)))?;
             let status = response.status();
             if !status.is_redirection() || status == StatusCode::NOT_MODIFIED {
                 return Ok(response);

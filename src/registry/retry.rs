@@ -16,6 +16,14 @@ impl Retryable for RegistryError {
     fn retry_after(&self) -> Option<Duration> {
         RegistryError::retry_after(self)
     }
+
+    fn is_stall(&self) -> bool {
+        RegistryError::is_stall(self)
+    }
+
+    fn exhausted(self) -> Self {
+        RegistryError::exhausted(self)
+    }
 }
 
 /// Parses `Retry-After`: delay seconds or an HTTP date (relative to `now`).
@@ -76,5 +84,33 @@ mod tests {
         );
         assert!(policy.delay_after(1, &status(503, None)).is_some());
         assert_eq!(policy.delay_after(1, &status(404, None)), None, "final");
+    }
+
+    #[test]
+    fn stalls_are_retried_once_and_a_given_up_error_is_final() {
+        let policy = RetryPolicy::default();
+        let stall = || {
+            RegistryError::new(
+                "r",
+                None,
+                "GET",
+                ErrorKind::Limit {
+                    limit: crate::registry::limits::Limit::IdleTimeout,
+                    message: "no byte within 60s".into(),
+                },
+            )
+        };
+        assert!(policy.delay_after(1, &stall()).is_some(), "one retry");
+        assert_eq!(policy.delay_after(2, &stall()), None, "then it fails");
+        assert!(policy.delay_after(2, &status(503, None)).is_some());
+        assert_eq!(
+            policy.delay_after(1, &status(503, None).exhausted()),
+            None,
+            "an inner loop gave up already"
+        );
+        assert_eq!(
+            stall().to_string(),
+            "registry r: GET: no byte within 60s (limit idle_timeout in auth.yaml)"
+        );
     }
 }

@@ -1,32 +1,30 @@
 //! Tag listing: `/v2/<name>/tags/list?n=…`, following `Link: <…>; rel="next"` pages.
 //!
 //! Owns pagination; it must not follow a link to another host (or scheme, or port), nor
-//! loop forever on a registry that links a page to itself.
+//! loop forever on a registry that links a page to itself, nor hold more tags or read
+//! more pages than the registry's limits allow (a `Link` chain may never end).
 
 use std::collections::HashSet;
 
+use std::fmt;
+
 use reqwest::header::LINK;
 use reqwest::{Method, StatusCode};
-use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::error::{ErrorKind, RegistryError};
+use super::limits::Limit;
 use super::request::{origin, Call};
 use super::RegistryClient;
 use crate::reference::Reference;
 
-/// Refuse to read more pages than this from one repository.
-const MAX_PAGES: usize = 10_000;
-const MAX_PAGE_BYTES: usize = 16 * 1024 * 1024;
-
-#[derive(Deserialize)]
-struct TagList {
-    #[serde(default)]
-    tags: Option<Vec<String>>,
-}
+/// Largest tag list page read (a page of 100,000 long tags is about 6 MiB).
+const MAX_PAGE_BYTES: u64 = 16 * 1024 * 1024;
 
 impl RegistryClient {
     /// All tags of the repository of `reference`, in the registry's order, reading pages of
-    /// `page_size` (the registry's default when `None`).
+    /// `page_size` (the registry's default when `None`). More than `tags_per_repository`
+    /// tags or `pages_per_listing` pages fail the listing with the limit named.
     pub async fn list_tags(
         &self,
         reference: &Reference,
@@ -38,9 +36,10 @@ impl RegistryClient {
         if let Some(n) = page_size {
             url.query_pairs_mut().append_pair("n", &n.to_string());
         }
+        let limits = *repo.limits();
         let mut tags = Vec::new();
         let mut seen = HashSet::new();
-        for _ in 0..MAX_PAGES {
+        for _ in 0..limits.pages_per_listing {
             if !seen.insert(url.to_string()) {
                 return Err(repo.error(ErrorKind::Protocol("pagination links loop".into())));
             }
@@ -52,15 +51,33 @@ impl RegistryClient {
                 .get(LINK)
                 .and_then(|v| v.to_str().ok())
                 .and_then(next_link);
-            let body = super::request::read_capped(sent.response, MAX_PAGE_BYTES).await;
-            let page: TagList = serde_json::from_slice(&body).map_err(|e| {
+            let body = repo
+                .read_body(sent.response, MAX_PAGE_BYTES, "tag list page", None)
+                .await?;
+            let room = limits.tags_per_repository.saturating_sub(tags.len() as u64);
+            let mut reading = PageReader {
+                room,
+                tags: &mut tags,
+                overflow: false,
+            };
+            let parsed = reading.read(&body);
+            if reading.overflow {
+                return Err(repo.error(ErrorKind::Limit {
+                    limit: Limit::TagsPerRepository,
+                    message: format!(
+                        "more than {} tags in {}",
+                        limits.tags_per_repository,
+                        reference.repository()
+                    ),
+                }));
+            }
+            parsed.map_err(|e| {
                 repo.error(ErrorKind::Protocol(format!(
                     "tag list is not JSON (line {} column {})",
                     e.line(),
                     e.column()
                 )))
             })?;
-            tags.extend(page.tags.unwrap_or_default());
             let Some(next) = next else {
                 return Ok(tags);
             };
@@ -75,9 +92,73 @@ impl RegistryClient {
             }
             url = next_url;
         }
-        Err(repo.error(ErrorKind::Protocol(format!(
-            "more than {MAX_PAGES} pages of tags"
-        ))))
+        Err(repo.error(ErrorKind::Limit {
+            limit: Limit::PagesPerListing,
+            message: format!(
+                "more than {} pages of tags in {}",
+                limits.pages_per_listing,
+                reference.repository()
+            ),
+        }))
+    }
+}
+
+/// Reads one page `{"tags": [...]}` into `tags`, stopping as soon as a tag would exceed
+/// `room` (then `overflow` is set): a page never holds more than the limit in memory.
+struct PageReader<'a> {
+    room: u64,
+    tags: &'a mut Vec<String>,
+    overflow: bool,
+}
+
+impl PageReader<'_> {
+    fn read(&mut self, body: &[u8]) -> Result<(), serde_json::Error> {
+        let mut deserializer = serde_json::Deserializer::from_slice(body);
+        DeserializeSeed::deserialize(&mut *self, &mut deserializer)?;
+        deserializer.end()
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for &mut PageReader<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for &mut PageReader<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a tag list object, or a list of tags")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == "tags" {
+                map.next_value_seed(&mut *self)?;
+            } else {
+                map.next_value::<de::IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(()) // `"tags": null`: no tags
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(tag) = seq.next_element::<String>()? {
+            if self.room == 0 {
+                self.overflow = true;
+                return Err(de::Error::custom("more tags than the limit"));
+            }
+            self.room -= 1;
+            self.tags.push(tag);
+        }
+        Ok(())
     }
 }
 

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use url::Url;
 
-use super::error::{describe_network, one_line, ErrorKind, RegistryError};
+use super::error::{network, one_line, ErrorKind, RegistryError};
 use super::is_loopback;
 use super::request::Repo;
 use crate::credentials::Credentials;
@@ -28,6 +28,8 @@ use crate::secret::Secret;
 /// Longest a token is cached, whatever `expires_in` says (a day).
 const MAX_TOKEN_LIFETIME: u64 = 86_400;
 const DEFAULT_TOKEN_LIFETIME: u64 = 60;
+/// Largest token service answer read (tokens are a few KiB).
+const MAX_TOKEN_ANSWER: u64 = 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct TokenKey {
@@ -122,7 +124,8 @@ impl Repo {
         };
         let allowed = may_send_credentials(&self.endpoint.base, &realm_url);
         let credentials = credentials.filter(|_| allowed);
-        let http = &self.client.host_for(&realm_url).await?.http;
+        let realm_host_state = self.client.host_for(&realm_url).await?;
+        let http = &realm_host_state.http;
         let request = match credentials {
             Some(Credentials::IdentityToken(refresh)) => {
                 let mut form = url::form_urlencoded::Serializer::new(String::new());
@@ -157,15 +160,18 @@ impl Repo {
                 }
             }
         };
-        let response = request
-            .send()
-            .await
-            .map_err(|e| fail(describe_network(e), true))?;
+        let response =
+            request
+                .send()
+                .await
+                .map_err(|e| match network(e, &realm_host_state.limits) {
+                    ErrorKind::Network(cause) => fail(cause, true),
+                    stall => self.error(stall),
+                })?;
         let status = response.status().as_u16();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| fail(describe_network(e), true))?;
+        let body = self
+            .read_body(response, MAX_TOKEN_ANSWER, "token answer", None)
+            .await?;
         if status != 200 {
             let errors = super::error::parse_envelope(&body);
             let detail = errors

@@ -66,7 +66,7 @@ impl<D: DockerApi> DockerTransport<D> {
         let push_auth = self.auth(&self.target, &job.target).await?;
         let top = &source.manifest;
         let (digest, bytes) = match &source.content {
-            Content::Image(_) => {
+            Content::Image { .. } => {
                 let pinned = job.source.with_digest(&top.digest).map_err(other)?;
                 let pulled = self.pull(&pinned, None, pull_auth.as_ref(), events).await?;
                 self.docker.tag(&pinned.to_string(), &job.target).await?;

@@ -70,7 +70,14 @@ impl RegistryTransport {
     ) -> Result<Outcome, CopyError> {
         let mut bytes = 0;
         match &source.content {
-            Content::Image(parts) => {
+            Content::Image { parts, config } => {
+                // The config decide read: into the verified cache, not fetched again.
+                let read = config.clone();
+                self.cache
+                    .get_or_fetch(&parts.config.digest, || async move {
+                        Ok::<_, String>(futures::stream::once(async move { Ok::<_, String>(read) }))
+                    })
+                    .await?;
                 bytes += self.copy_blobs(job, parts.blobs(), events).await?;
             }
             Content::Index { chosen, .. } => {
@@ -143,16 +150,77 @@ impl RegistryTransport {
         events: &JobEvents,
     ) -> Result<u64, CopyError> {
         let blobs: Vec<Blob> = blobs.filter(|b| !b.foreign).cloned().collect();
-        // Collected first: a closure kept inside the stream trips the higher-ranked
-        // lifetime check of `Send` futures.
+        // Every blob the target lacks is in the verified cache before the first write: a
+        // source that lies about a size, stalls or breaks fails the image with nothing
+        // written. Collected first: a closure kept inside the stream trips the
+        // higher-ranked lifetime check of `Send` futures.
+        let fetches: Vec<_> = blobs
+            .iter()
+            .map(|blob| self.prefetch(job, blob, events))
+            .collect();
+        let present: Vec<bool> = futures::stream::iter(fetches)
+            .buffered(BLOBS_AT_ONCE)
+            .try_collect()
+            .await?;
         let copies: Vec<_> = blobs
             .iter()
-            .map(|blob| self.copy_blob(job, blob, events))
+            .zip(present)
+            .filter(|(_, present)| !present)
+            .map(|(blob, _)| self.copy_blob(job, blob, events))
             .collect();
         futures::stream::iter(copies)
             .buffer_unordered(BLOBS_AT_ONCE)
             .try_fold(0, |sum, sent| async move { Ok(sum + sent) })
             .await
+    }
+
+    /// Before any write: `true` when the target already has the blob (with the size its
+    /// manifest declares); else the blob is fetched into the cache unless the target
+    /// registry may mount it from another repository.
+    async fn prefetch(
+        &self,
+        job: &Job,
+        blob: &Blob,
+        events: &JobEvents,
+    ) -> Result<bool, CopyError> {
+        let (source, target) = (&job.source, &job.target);
+        if self.on_target(job, blob, events).await? {
+            return Ok(true);
+        }
+        if self.mount_candidate(source, target, &blob.digest).is_none() {
+            events.layer(&blob.digest, LayerStatus::Downloading, 0, Some(blob.size));
+            let (path, _) = self
+                .cache
+                .get_or_fetch(&blob.digest, || {
+                    self.source.get_blob(source, &blob.digest, Some(blob.size))
+                })
+                .await?;
+            check_cached_size(&path, blob).await?;
+        }
+        Ok(false)
+    }
+
+    /// Whether the target has the blob already (then with the size its manifest declares:
+    /// a manifest that lies about it is never pushed).
+    async fn on_target(
+        &self,
+        job: &Job,
+        blob: &Blob,
+        events: &JobEvents,
+    ) -> Result<bool, CopyError> {
+        let Some(size) = self.target.blob_exists(&job.target, &blob.digest).await? else {
+            return Ok(false);
+        };
+        if size != 0 && size != blob.size {
+            return Err(CopyError::Other(format!(
+                "blob {} has {size} bytes on the target, its manifest declares {}",
+                blob.digest, blob.size
+            )));
+        }
+        let total = Some(blob.size);
+        events.layer(&blob.digest, LayerStatus::AlreadyExists, blob.size, total);
+        self.remember(&job.target, &blob.digest);
+        Ok(true)
     }
 
     /// One blob: skipped when the target has it, mounted when the target registry has it
@@ -169,14 +237,7 @@ impl RegistryTransport {
         // repository waits, then mounts what this one uploaded instead of uploading again.
         let key = (target.registry().to_owned(), blob.digest.clone());
         let _turn = self.gates.enter(&key).await;
-        if self
-            .target
-            .blob_exists(target, &blob.digest)
-            .await?
-            .is_some()
-        {
-            events.layer(&blob.digest, LayerStatus::AlreadyExists, blob.size, total);
-            self.remember(target, &blob.digest);
+        if self.on_target(job, blob, events).await? {
             return Ok(0);
         }
         let mut session = None;
@@ -193,8 +254,11 @@ impl RegistryTransport {
         events.layer(&blob.digest, LayerStatus::Downloading, 0, total);
         let (path, _) = self
             .cache
-            .get_or_fetch(&blob.digest, || self.source.get_blob(source, &blob.digest))
+            .get_or_fetch(&blob.digest, || {
+                self.source.get_blob(source, &blob.digest, Some(blob.size))
+            })
             .await?;
+        check_cached_size(&path, blob).await?;
         events.layer(&blob.digest, LayerStatus::Pushing, 0, total);
         self.target
             .upload_blob(target, &blob.digest, &BlobSource::File(path), session)
@@ -234,4 +298,20 @@ impl Transport for RegistryTransport {
     async fn copy(&self, job: &Job, source: Source, events: &JobEvents) -> Outcome {
         outcome(job, self.copy_job(job, source, events).await)
     }
+}
+
+/// A cached blob (fetched now, or earlier for another image) must have the size `blob`
+/// declares: a manifest that lies about a layer is never copied.
+async fn check_cached_size(path: &std::path::Path, blob: &Blob) -> Result<(), CopyError> {
+    let size = tokio::fs::metadata(path)
+        .await
+        .map_err(|e| CopyError::Other(format!("reading cached blob {}: {e}", path.display())))?
+        .len();
+    if size == blob.size {
+        return Ok(());
+    }
+    Err(CopyError::Other(format!(
+        "blob {} has {size} bytes, its manifest declares {}",
+        blob.digest, blob.size
+    )))
 }

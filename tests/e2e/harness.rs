@@ -26,6 +26,7 @@ pub fn auth_entries(registries: &[&Registry]) -> Vec<AuthEntry> {
                 password: Some(Secret::new(c.pass.clone())),
                 insecure: false,
                 ca_file: None,
+                limits: Default::default(),
             })
         })
         .collect()

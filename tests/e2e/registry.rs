@@ -73,7 +73,7 @@ async fn copy_blob(
     let mut out = tokio::fs::File::create(file.path())
         .await
         .expect("open temp file");
-    let mut stream = client.get_blob(from, digest).await.expect("GET blob");
+    let mut stream = client.get_blob(from, digest, None).await.expect("GET blob");
     while let Some(chunk) = stream.next().await {
         out.write_all(&chunk.expect("verified chunk"))
             .await

@@ -17,7 +17,7 @@ async fn collect(
     r: &Reference,
     digest: &str,
 ) -> Result<Vec<u8>, RegistryError> {
-    let mut stream = client.get_blob(r, digest).await?;
+    let mut stream = client.get_blob(r, digest, None).await?;
     let mut out = Vec::new();
     while let Some(chunk) = stream.next().await {
         out.extend_from_slice(&chunk?);
@@ -35,7 +35,7 @@ pub(super) async fn blob_with_wrong_bytes() -> (RegistryError, usize) {
         .await;
     let client = client(&server, false);
     let mut stream = client
-        .get_blob(&reference(&server, "team/app"), &digest)
+        .get_blob(&reference(&server, "team/app"), &digest, None)
         .await
         .expect("starts");
     let mut good = 0;

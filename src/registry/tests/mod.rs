@@ -5,6 +5,8 @@
 
 mod auth_flow;
 mod blobs;
+mod hostile;
+mod hostile_server;
 mod raw_server;
 mod reads;
 mod secrets;
@@ -45,6 +47,7 @@ pub(super) fn client_with(
             password: Some(Secret::new(PASSWORD)),
             insecure: false,
             ca_file: None,
+            limits: Default::default(),
         }]
     } else {
         vec![]

@@ -131,6 +131,7 @@ async fn no_error_or_debug_output_shows_a_secret() {
             password: Some(crate::secret::Secret::new(PASSWORD)),
             insecure: false,
             ca_file: None,
+            limits: Default::default(),
         }],
         None,
         Some(credentials),

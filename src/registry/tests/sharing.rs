@@ -65,6 +65,7 @@ async fn unreadable_ca_file_is_named_in_the_error() {
         password: None,
         insecure: false,
         ca_file: Some("/nonexistent/ca.pem".into()),
+        limits: Default::default(),
     };
     let client = RegistryClient::new(
         CredentialStore::new(vec![entry], None, None),
@@ -113,7 +114,7 @@ async fn plain_http_redirect_to_a_public_host_is_refused() {
         .await;
     let digest = crate::registry::manifest::sha256_digest(b"x");
     let err = client(&server, false)
-        .get_blob(&reference(&server, "team/app"), &digest)
+        .get_blob(&reference(&server, "team/app"), &digest, None)
         .await
         .expect_err("no plain HTTP to a non-loopback host");
     assert!(

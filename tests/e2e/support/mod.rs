@@ -7,6 +7,7 @@
 pub mod client;
 pub mod docker;
 pub mod fixture;
+pub mod hostile;
 mod pager;
 pub mod registry;
 mod server;
@@ -15,5 +16,6 @@ pub mod token;
 pub use client::{challenge_params, Manifest, RegistryClient};
 pub use docker::{docker, require_daemon, unique, Docker, ImageCleanup};
 pub use fixture::{Attestation, Fixture, ManyTags, MediaKind, Platform, Pushed, PushedIndex};
+pub use hostile::{HostileRegistry, Hostility};
 pub use registry::{AuthMode, Credentials, Registry, Request};
 pub use token::{TokenOptions, TokenRequest, TRICKY_PASSWORD};
