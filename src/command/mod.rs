@@ -27,6 +27,7 @@ use crate::docker::{Engine, IdleTimeouts};
 use crate::reference::Reference;
 use crate::registry::{ClientOptions, RegistryClient};
 use crate::rules::Stage;
+use crate::run::RunOptions;
 use crate::state::State;
 
 /// Exit code: everything done.
@@ -182,6 +183,28 @@ async fn daemon_and_state(
     Ok((engine, Arc::new(state)))
 }
 
+/// `jobs` at once, and per target registry no more than its `max_concurrency` (auth.yaml
+/// `limits:`): the same limits for deciding (`plan`) and copying (`sync`).
+fn run_options(jobs: usize, planned: &[crate::plan::Job], client: &RegistryClient) -> RunOptions {
+    let jobs = jobs.max(1);
+    let per_target = planned
+        .iter()
+        .map(|job| job.target.registry())
+        .collect::<BTreeSet<&str>>()
+        .into_iter()
+        .map(|registry| {
+            let limit = client.limits_of(registry).max_concurrency;
+            let limit = usize::try_from(limit).unwrap_or(usize::MAX).min(jobs);
+            (registry.to_owned(), limit)
+        })
+        .collect();
+    RunOptions {
+        jobs,
+        per_registry: jobs,
+        per_target,
+    }
+}
+
 fn io(error: std::io::Error) -> CommandError {
     if error.kind() == std::io::ErrorKind::BrokenPipe {
         return CommandError::OutputClosed;
@@ -207,4 +230,44 @@ pub(crate) async fn output_of(line: &str) -> String {
         .unwrap_or_else(|e| panic!("ferry {line}: {e}"));
     assert_eq!(code, EXIT_OK, "ferry {line}");
     String::from_utf8(out).expect("utf-8 output")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AuthEntry;
+    use crate::registry::LimitOverrides;
+
+    #[test]
+    fn jobs_per_target_registry_follow_max_concurrency() {
+        let throttled = AuthEntry {
+            key: "slow.io".to_owned(),
+            username: None,
+            password: None,
+            insecure: false,
+            ca_file: None,
+            limits: LimitOverrides {
+                max_concurrency: Some(2),
+                ..LimitOverrides::default()
+            },
+        };
+        let client = RegistryClient::new(
+            CredentialStore::new(vec![throttled], None, None),
+            ClientOptions::default(),
+        );
+        let job = |target: &str| {
+            crate::plan::Job::new(
+                "src.io/app:1".parse().expect("source"),
+                target.parse().expect("target"),
+                Vec::new(),
+            )
+        };
+        let jobs = [job("slow.io/app:1"), job("fast.io/app:1")];
+        let options = run_options(16, &jobs, &client);
+        assert_eq!(options.jobs, 16);
+        assert_eq!(options.per_target["slow.io"], 2, "auth.yaml's limit");
+        assert_eq!(options.per_target["fast.io"], 8, "the default limit");
+        let options = run_options(4, &jobs, &client);
+        assert_eq!(options.per_target["fast.io"], 4, "never more than --jobs");
+    }
 }

@@ -52,8 +52,9 @@ pub async fn run(
     }
     let state = Arc::new(load_state(&args.copying.state));
     let target = client.for_side(Side::Target);
+    let options = super::run_options(RunOptions::default().jobs, &jobs, &client);
     let decider = Decider::new(client, target, state, writes(args.copying.transport), false);
-    print_decisions(&decider, &jobs, &unresolved, &RunOptions::default(), out).await
+    print_decisions(&decider, &jobs, &unresolved, &options, out).await
 }
 
 /// Decides every job under the run's limits and prints one line each, then the entries

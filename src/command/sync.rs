@@ -65,11 +65,7 @@ pub async fn run(
             )));
         }
     }
-    let options = RunOptions {
-        jobs: args.jobs.max(1),
-        per_registry: args.jobs.max(1),
-        ..RunOptions::default()
-    };
+    let options = super::run_options(args.jobs, &jobs, &client);
     let target = client.for_side(Side::Target);
     if args.dry_run {
         let state = Arc::new(load_state(&args.copying.state));

@@ -287,7 +287,8 @@ mod tests {
     #[test]
     fn limits_override_only_what_they_name() {
         let yaml = "127.0.0.1:5000:\n  insecure: true\n  limits:\n    idle_timeout: 1500ms\n    \
-                    connect_timeout: 2\n    tags_per_repository: 500\n    manifest_size: 8MiB\n";
+                    connect_timeout: 2\n    tags_per_repository: 500\n    manifest_size: 8MiB\n    \
+                    max_concurrency: 3\n";
         let file = YamlFile::from_text(Path::new("config/auth.yaml"), yaml);
         let entries = parse(&file, Path::new("."), &env)
             .expect("valid")
@@ -305,6 +306,7 @@ mod tests {
         assert_eq!(limits.tags_per_repository, Some(500));
         assert_eq!(limits.manifest_size, Some(8 * 1024 * 1024));
         assert_eq!((limits.pages_per_listing, limits.config_size), (None, None));
+        assert_eq!(limits.max_concurrency, Some(3));
     }
 
     #[test]

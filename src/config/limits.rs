@@ -22,6 +22,7 @@ pub(crate) struct RawLimits {
     config_size: Option<Spanned<String>>,
     idle_timeout: Option<Spanned<String>>,
     connect_timeout: Option<Spanned<String>>,
+    max_concurrency: Option<Spanned<String>>,
 }
 
 /// Checks every value: counts and sizes of at least 1, durations above zero.
@@ -69,5 +70,6 @@ pub(crate) fn parse(file: &YamlFile, raw: RawLimits) -> Result<LimitOverrides, C
         config_size: size("config_size", raw.config_size)?,
         idle_timeout: duration("idle_timeout", raw.idle_timeout)?,
         connect_timeout: duration("connect_timeout", raw.connect_timeout)?,
+        max_concurrency: count("max_concurrency", raw.max_concurrency)?,
     })
 }

@@ -22,6 +22,9 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Longest wait for a connection (TCP and TLS handshake).
     pub connect_timeout: Duration,
+    /// Requests in flight to the registry at once, and jobs writing to it at once (never
+    /// more than `--jobs`): a registry that throttles or falls over gets fewer.
+    pub max_concurrency: u64,
 }
 
 impl Default for Limits {
@@ -33,6 +36,7 @@ impl Default for Limits {
             config_size: 8 * 1024 * 1024,
             idle_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
+            max_concurrency: 8,
         }
     }
 }
@@ -52,6 +56,8 @@ pub struct LimitOverrides {
     pub idle_timeout: Option<Duration>,
     /// See [`Limits::connect_timeout`].
     pub connect_timeout: Option<Duration>,
+    /// See [`Limits::max_concurrency`].
+    pub max_concurrency: Option<u64>,
 }
 
 impl LimitOverrides {
@@ -64,6 +70,7 @@ impl LimitOverrides {
             config_size: self.config_size.unwrap_or(base.config_size),
             idle_timeout: self.idle_timeout.unwrap_or(base.idle_timeout),
             connect_timeout: self.connect_timeout.unwrap_or(base.connect_timeout),
+            max_concurrency: self.max_concurrency.unwrap_or(base.max_concurrency),
         }
     }
 

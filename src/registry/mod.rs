@@ -67,8 +67,6 @@ pub use upload::{BlobPush, BlobSource, MountOutcome, UploadSession};
 /// Tunables of a [`RegistryClient`].
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
-    /// Requests in flight per registry host (a streaming blob download holds one).
-    pub max_concurrent_requests: usize,
     /// Retry policy for network errors, 5xx and 429.
     pub retry: RetryPolicy,
     /// Blobs up to this size are uploaded with one PUT; larger ones in PATCH chunks.
@@ -84,7 +82,6 @@ pub struct ClientOptions {
 impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
-            max_concurrent_requests: 8,
             retry: RetryPolicy::default(),
             monolithic_limit: 32 * 1024 * 1024,
             chunk_size: 16 * 1024 * 1024,
@@ -249,7 +246,11 @@ impl RegistryClient {
             settings,
             limits,
             http,
-            permits: Arc::new(Semaphore::new(options.max_concurrent_requests.max(1))),
+            permits: Arc::new(Semaphore::new(
+                usize::try_from(limits.max_concurrency)
+                    .unwrap_or(usize::MAX)
+                    .max(1),
+            )),
             endpoint: OnceCell::new(),
         });
         hosts.insert(authority.to_owned(), host.clone());

@@ -29,10 +29,8 @@ async fn requests_per_registry_are_capped() {
         .respond_with(ResponseTemplate::new(404).set_delay(Duration::from_millis(300)))
         .mount(&server)
         .await;
-    let options = ClientOptions {
-        max_concurrent_requests: 2,
-        ..ClientOptions::default()
-    };
+    let mut options = ClientOptions::default();
+    options.limits.max_concurrency = 2;
     let client = client_with(&server, false, options);
     client
         .head_manifest(&reference(&server, "team/app:warmup"))
