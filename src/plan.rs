@@ -9,9 +9,10 @@ use std::collections::BTreeSet;
 use std::future::Future;
 
 use crate::config::selection::{parse_key, TagSelection, TagSet};
-use crate::config::{Config, ConfigError, ImageEntry, Location};
+use crate::config::{ConfigError, ImageEntry, Location};
 use crate::platform::Platform;
 use crate::reference::Reference;
+use crate::rules::Mapping;
 use crate::rules::Stage;
 use crate::select;
 use crate::shard::Shard;
@@ -96,7 +97,7 @@ impl Route {
     /// rules of `stage`, or a carried entry's own destinations.
     pub fn targets(
         &self,
-        config: &Config,
+        config: &Mapping,
         source: &Reference,
         stage: Stage,
     ) -> Result<Vec<Reference>, ConfigError> {
@@ -109,7 +110,7 @@ impl Route {
     /// The image the stage reads for `original` (a tag or digest of the entry's source).
     fn read_from(
         &self,
-        config: &Config,
+        config: &Mapping,
         original: &Reference,
         stage: Stage,
     ) -> Result<Reference, ConfigError> {
@@ -133,7 +134,11 @@ pub struct Unresolved {
 
 /// The routes of a stage, after the command line's images and the shard are applied. The
 /// private stage also carries build-images.yaml's mapping-form entries as written.
-pub fn routes(config: &Config, stage: Stage, request: &Request) -> Result<Vec<Route>, ConfigError> {
+pub fn routes(
+    config: &Mapping,
+    stage: Stage,
+    request: &Request,
+) -> Result<Vec<Route>, ConfigError> {
     let mut entries: Vec<(ImageEntry, bool)> = if request.images.is_empty() {
         let mut entries: Vec<(ImageEntry, bool)> =
             config.images().iter().map(|e| (e.clone(), false)).collect();
@@ -224,7 +229,7 @@ pub async fn select_tags(
 
 /// The jobs of one route for its resolved `tags` (a digest entry needs none).
 pub fn jobs(
-    config: &Config,
+    config: &Mapping,
     route: &Route,
     stage: Stage,
     tags: &[String],
@@ -284,7 +289,7 @@ pub fn from_json(text: &str) -> Result<Vec<Job>, String> {
 
 /// A command-line image: its images.yaml entry restricted to the given tags, or a new
 /// entry mapped by the rules. No tag means `latest`, as with `docker pull`.
-fn one_off(config: &Config, image: &str) -> Result<ImageEntry, ConfigError> {
+fn one_off(config: &Mapping, image: &str) -> Result<ImageEntry, ConfigError> {
     let usage = |message: String| {
         ConfigError::new(Location::file_only("command line"), message).with_value(image)
     };
@@ -311,7 +316,7 @@ fn one_off(config: &Config, image: &str) -> Result<ImageEntry, ConfigError> {
 }
 
 fn first_target(
-    config: &Config,
+    config: &Mapping,
     entry: &ImageEntry,
     source: &Reference,
     stage: Stage,

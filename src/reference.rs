@@ -437,5 +437,9 @@ pub fn validate_digest(digest: &str) -> Result<(), ReferenceErrorKind> {
     }
 }
 
+mod parse;
+
+pub use parse::{normalize_registry, parse_reference};
+
 #[cfg(test)]
 mod tests;

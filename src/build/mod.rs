@@ -11,9 +11,10 @@ mod dockerignore;
 mod target;
 mod transport;
 
-use crate::config::{BuildImage, BuildMode, Config};
+use crate::config::{BuildImage, BuildMode};
 use crate::plan::Job;
 use crate::reference::Reference;
+use crate::rules::Mapping;
 use crate::rules::{MapError, Stage};
 
 pub use decide::{LABEL_BASE_DIGEST, LABEL_BASE_REF, LABEL_CONTEXT};
@@ -61,7 +62,7 @@ pub enum SelectError {
 /// (every entry when `None`). Jobs follow the order of build-images.yaml, then the order of
 /// each entry's tags.
 pub fn jobs(
-    config: &Config,
+    config: &Mapping,
     names: &[String],
     mode: Option<BuildMode>,
 ) -> Result<Vec<(Job, BuildImage)>, SelectError> {
@@ -100,7 +101,7 @@ pub fn jobs(
 
 /// Where the mirror stage puts `image`; `image` itself without a mirror stage.
 fn mirror(
-    config: &Config,
+    config: &Mapping,
     build: &BuildImage,
     image: &Reference,
 ) -> Result<Reference, SelectError> {
@@ -130,7 +131,7 @@ stages:
 ";
 
     /// A project dir: config/ with rules.yaml and build-images.yaml, dockerfiles/<name>/.
-    fn load(builds: &str, names: &[&str]) -> (tempfile::TempDir, Config) {
+    fn load(builds: &str, names: &[&str]) -> (tempfile::TempDir, Mapping) {
         let root = tempfile::tempdir().expect("temp dir");
         let dir = root.path().join("config");
         fs::create_dir_all(&dir).expect("mkdir");
@@ -145,7 +146,7 @@ stages:
             )
             .expect("Dockerfile");
         }
-        let config = Config::load(&dir).expect("valid config");
+        let config = Mapping::load(&dir).expect("valid config");
         (root, config)
     }
 

@@ -9,17 +9,18 @@ use super::sync::{reporters, run_reported, warn_reporter_failures};
 use super::{client, daemon_and_state, io, CommandError, EXIT_FAILED, EXIT_OK};
 use crate::build::{self, BuildOptions, BuildTransport};
 use crate::cli::{BuildArgs, BuildModeArg};
-use crate::config::{BuildMode, Config};
+use crate::config::BuildMode;
 use crate::credentials::Side;
 use crate::event::Outcome;
 use crate::plan::Job;
 use crate::registry::ClientOptions;
+use crate::rules::Mapping;
 use crate::run::RunOptions;
 use crate::state::State;
 
 /// Builds the selected entries; exit 1 when any build failed.
 pub async fn run(
-    config: &Config,
+    config: &Mapping,
     args: &BuildArgs,
     out: &mut (dyn Write + Send),
 ) -> Result<u8, CommandError> {

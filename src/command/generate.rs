@@ -7,12 +7,12 @@ use std::io::Write;
 
 use super::{io, CommandError, EXIT_OK};
 use crate::cli::GenerateArgs;
-use crate::config::Config;
+use crate::rules::Mapping;
 use crate::rules::{hop2, Stage};
 
 /// Writes the hop-2 config to `--output` or `out`.
 pub fn run(
-    config: &Config,
+    config: &Mapping,
     args: &GenerateArgs,
     out: &mut (dyn Write + Send),
 ) -> Result<u8, CommandError> {

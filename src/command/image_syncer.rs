@@ -20,6 +20,7 @@ use crate::platform::Platform;
 use crate::registry::ClientOptions;
 use crate::report::{ImagesFormat, ImagesReporter, Reporters};
 use crate::retry::RetryPolicy;
+use crate::rules::Mapping;
 use crate::rules::Stage;
 use crate::run::RunOptions;
 
@@ -86,7 +87,12 @@ pub async fn run(args: &ImageSyncerArgs, out: &mut (dyn Write + Send)) -> Result
 
 /// The files of the command line: `--config` (which wins, as in image-syncer), else
 /// `--images` with an optional `--auth`.
-fn load(args: &ImageSyncerArgs) -> Result<Config, CommandError> {
+fn load(args: &ImageSyncerArgs) -> Result<Mapping, CommandError> {
+    Ok(Mapping::new(load_config(args)?)?)
+}
+
+/// The images and auth files image-syncer's flags name (no rules: destinations as written).
+fn load_config(args: &ImageSyncerArgs) -> Result<Config, CommandError> {
     let env = |name: &str| std::env::var(name).ok();
     if let Some(path) = &args.config {
         if args.images.is_some() || args.auth.is_some() {

@@ -6,13 +6,14 @@ use std::io::Write;
 
 use super::{io, CommandError, EXIT_OK};
 use crate::cli::MapArgs;
-use crate::config::Config;
+use crate::config::build::extension_tag;
 use crate::reference::Reference;
-use crate::rules::{extension_tag, MapError, Stage};
+use crate::rules::Mapping;
+use crate::rules::{MapError, Stage};
 
 /// Prints `source -> mirror -> private` for each image.
 pub fn run(
-    config: &Config,
+    config: &Mapping,
     args: &MapArgs,
     out: &mut (dyn Write + Send),
 ) -> Result<u8, CommandError> {
@@ -41,7 +42,7 @@ pub fn run(
 }
 
 /// The entry's own destination when images.yaml names one, else the rules.
-fn target(config: &Config, source: &Reference, stage: Stage) -> Result<Reference, MapError> {
+fn target(config: &Mapping, source: &Reference, stage: Stage) -> Result<Reference, MapError> {
     let entry = config
         .images()
         .iter()

@@ -26,6 +26,7 @@ use crate::credentials::CredentialStore;
 use crate::docker::{Engine, IdleTimeouts};
 use crate::reference::Reference;
 use crate::registry::{ClientOptions, RegistryClient};
+use crate::rules::Mapping;
 use crate::rules::Stage;
 use crate::run::RunOptions;
 use crate::state::State;
@@ -87,14 +88,15 @@ pub async fn execute_image_syncer(
     image_syncer::run(&args, out).await
 }
 
-fn load(cli: &Cli) -> Result<Config, CommandError> {
-    Ok(Config::load(&cli.config)?)
+/// The configuration of `-c` with its rules compiled and checked.
+fn load(cli: &Cli) -> Result<Mapping, CommandError> {
+    Ok(Mapping::load(&cli.config)?)
 }
 
 /// `plan` and `sync` over the whole configuration need something to do: a configuration
 /// with no image at all is most likely the wrong `-c`, and says so instead of exiting 0.
 /// The built images carried by build-images.yaml's mapping form count for hop 2 only.
-fn require_images(config: &Config, stage: Stage) -> Result<(), CommandError> {
+fn require_images(config: &Mapping, stage: Stage) -> Result<(), CommandError> {
     let carried = stage == Stage::Private && !config.carried().is_empty();
     if !config.images().is_empty() || !config.builds().is_empty() || carried {
         return Ok(());
@@ -126,7 +128,7 @@ fn require_images(config: &Config, stage: Stage) -> Result<(), CommandError> {
 fn load_optional(cli: &Cli) -> Result<Option<Config>, CommandError> {
     // A dangling symlink is a config that cannot be read, not the absence of one.
     if cli.config.symlink_metadata().is_ok() {
-        load(cli).map(Some)
+        Ok(Some(Config::load(&cli.config)?))
     } else {
         Ok(None)
     }

@@ -11,19 +11,19 @@ use super::sync::{load_state, writes};
 use super::{client, io, CommandError, EXIT_FAILED, EXIT_OK};
 use crate::cli::{PlanArgs, Selection};
 use crate::config::selection::TagSet;
-use crate::config::Config;
 use crate::credentials::Side;
 use crate::decide::{Action, Decider};
 use crate::plan::{self, Job, Request, Unresolved};
 use crate::platform::Platform;
 use crate::registry::ClientOptions;
+use crate::rules::Mapping;
 use crate::rules::Stage;
 use crate::run::{self, RunOptions};
 
 /// Prints the plan of a stage: online, the decision a sync with the same flags would take
 /// for every job (the same [`Decider`]); offline, the configured selections.
 pub async fn run(
-    config: &Config,
+    config: &Mapping,
     args: &PlanArgs,
     out: &mut (dyn Write + Send),
 ) -> Result<u8, CommandError> {
@@ -101,7 +101,7 @@ pub(super) fn request(selection: &Selection) -> Request {
 
 /// The plan from the config alone: selections instead of concrete tags.
 fn offline(
-    config: &Config,
+    config: &Mapping,
     stage: Stage,
     request: &Request,
     json: bool,

@@ -4,12 +4,12 @@
 //! be listed. It must not copy anything.
 
 use super::CommandError;
-use crate::config::Config;
 use crate::manifest::{self, Parsed};
 use crate::plan::{self, Job, Request, TagSource, Unresolved};
 use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::registry::{RegistryClient, RegistryError};
+use crate::rules::Mapping;
 use crate::rules::Stage;
 
 /// Tags and creation times read from registries.
@@ -67,7 +67,7 @@ pub async fn linux_platforms(
 
 /// Every job of `stage`; entries whose tags could not be listed are returned apart.
 pub async fn jobs(
-    config: &Config,
+    config: &Mapping,
     stage: Stage,
     request: &Request,
     client: &RegistryClient,
@@ -95,7 +95,7 @@ pub async fn jobs(
 
 /// Registries a stage reads from and writes to, for resolving only their credentials.
 pub fn touched(
-    config: &Config,
+    config: &Mapping,
     stage: Stage,
     request: &Request,
 ) -> Result<Vec<Reference>, CommandError> {

@@ -13,7 +13,6 @@ use super::plan::{print_decisions, request};
 use super::{client, daemon_and_state, resolve, CommandError, EXIT_FAILED, EXIT_OK};
 use crate::cache::{self, BlobCache};
 use crate::cli::{SyncArgs, TransportArg};
-use crate::config::Config;
 use crate::credentials::Side;
 use crate::decide::{Decider, Writes};
 use crate::event::{self, Event, Outcome, PlannedJob};
@@ -23,6 +22,7 @@ use crate::registry::{ClientOptions, RegistryClient};
 use crate::report::{
     GithubReporter, HumanReporter, JsonReporter, Reporter, Reporters, TeamcityReporter, UNLISTED,
 };
+use crate::rules::Mapping;
 use crate::run::{run as run_jobs, RunOptions, Worker};
 use crate::state::State;
 use crate::transport::docker::DockerTransport;
@@ -34,7 +34,7 @@ pub const DEFAULT_CACHE_MAX_SIZE: &str = "20GiB";
 
 /// Runs a sync; exit 1 when any image failed.
 pub async fn run(
-    config: &Config,
+    config: &Mapping,
     args: &SyncArgs,
     out: &mut (dyn Write + Send),
 ) -> Result<u8, CommandError> {
@@ -215,7 +215,7 @@ pub(super) fn load_state(path: &Path) -> State {
 
 /// `--all-platforms` and `platforms: all` copy Windows entries too, which a Linux daemon
 /// cannot pull: with the docker transport they are a usage error before anything runs.
-fn docker_carries_linux_only(config: &Config, args: &SyncArgs) -> Result<(), CommandError> {
+fn docker_carries_linux_only(config: &Mapping, args: &SyncArgs) -> Result<(), CommandError> {
     let why = "needs --transport registry: the daemon pulls Linux images only";
     if args.selection.all_platforms {
         return Err(CommandError::Usage(format!("--all-platforms {why}")));
@@ -238,7 +238,7 @@ fn docker_carries_linux_only(config: &Config, args: &SyncArgs) -> Result<(), Com
 
 /// The jobs of the stage, or of `--plan FILE`, and a client knowing their registries.
 async fn jobs(
-    config: &Config,
+    config: &Mapping,
     args: &SyncArgs,
 ) -> Result<(Vec<Job>, Vec<Unresolved>, RegistryClient), CommandError> {
     let options = ClientOptions::default();

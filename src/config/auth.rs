@@ -13,8 +13,8 @@ use super::error::{ConfigError, Location};
 use super::limits::{self, RawLimits};
 use super::yaml::{Entries, YamlFile};
 use crate::local_file;
+use crate::reference::normalize_registry;
 use crate::registry::LimitOverrides;
-use crate::rules::normalize_registry;
 use crate::secret::Secret;
 
 /// One auth.yaml entry, `${ENV}` already expanded.

@@ -15,8 +15,8 @@ use serde_saphyr::Spanned;
 use super::error::{ConfigError, Location};
 use super::images::{self, CarriedImage, ImageValue};
 use super::yaml::YamlFile;
+use crate::reference::parse_reference;
 use crate::reference::Reference;
-use crate::rules::{extension_tag, parse_reference};
 
 /// When an extension image is built.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -27,6 +27,14 @@ pub enum BuildMode {
     Once,
     /// On every scheduled run when the base digest or the context changed.
     Continuous,
+}
+
+/// Tag suffix of extension images built on a base tag (`1.17.4` → `1.17.4-n-ext`).
+pub const EXTENSION_SUFFIX: &str = "-n-ext";
+
+/// The tag an extension image built on `base_tag` gets.
+pub fn extension_tag(base_tag: &str) -> String {
+    format!("{base_tag}{EXTENSION_SUFFIX}")
 }
 
 /// One extension image: `<base>:<tag>` + `dockerfiles/<name>` → `<base>:<tag>-n-ext`.

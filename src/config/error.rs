@@ -141,6 +141,17 @@ fn one_line(text: &str) -> String {
         .collect()
 }
 
+/// The regex crate's message, reduced to its last line (it draws a multi-line caret diagram).
+pub(crate) fn regex_error(error: &regex::Error) -> String {
+    let text = error.to_string();
+    let last = text.lines().rev().find(|l| !l.trim().is_empty());
+    let last = last.unwrap_or("syntax error").trim();
+    format!(
+        "invalid regex: {}",
+        last.strip_prefix("error: ").unwrap_or(last)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

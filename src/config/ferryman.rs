@@ -13,8 +13,8 @@ use super::error::ConfigError;
 use super::images::ImageEntry;
 use super::selection::{TagOrder, TagSelection, TagSet};
 use super::yaml::YamlFile;
+use crate::reference::parse_reference;
 use crate::reference::Reference;
-use crate::rules::parse_reference;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

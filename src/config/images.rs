@@ -9,13 +9,13 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use super::error::regex_error;
 use super::error::{ConfigError, Location};
 use super::selection::{parse_key, TagOrder, TagSelection, TagSet};
 use super::yaml::{Entries, OneOrMany, YamlFile};
 use crate::platform::Platform;
+use crate::reference::parse_reference;
 use crate::reference::Reference;
-use crate::rules::parse_reference;
-use crate::rules::pattern::regex_error;
 
 /// One images.yaml entry: a source repository, its tags, and where it goes.
 #[derive(Debug, Clone)]

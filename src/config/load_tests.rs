@@ -21,7 +21,7 @@ fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
 
 /// The load error with the temp directory cut off (`config/images.yaml: …`).
 fn load_error(dir: &Path, config: &Path) -> String {
-    match Config::load_with_env(config, &|_| None) {
+    match Config::load_with_env(config, &|_| None).and_then(crate::rules::Mapping::new) {
         Ok(_) => "loaded fine".to_owned(),
         Err(error) => error
             .to_string()

@@ -9,7 +9,7 @@ pub mod error;
 mod ferryman;
 pub mod images;
 mod limits;
-mod rules;
+pub mod rules;
 pub mod selection;
 mod syncer;
 mod yaml;
@@ -22,8 +22,7 @@ pub use error::{ConfigError, Location};
 pub use images::{CarriedImage, ImageEntry};
 pub use selection::{TagOrder, TagSelection, TagSet};
 
-use crate::reference::Reference;
-use crate::rules::{presets, MapError, RuleSet, Stage};
+pub use rules::RulesFile;
 use yaml::YamlFile;
 
 /// The files a configuration directory may hold; at least one must exist.
@@ -34,14 +33,14 @@ pub const CONFIG_FILES: [&str; 4] = [
     "build-images.yaml",
 ];
 
-/// A loaded, valid configuration: every entry maps in every configured stage and no two
-/// sources share a target.
+/// A loaded configuration whose every file is valid syntax. What it maps to, and whether two
+/// sources meet in one target, is `rules::Mapping`'s to say.
 #[derive(Debug, Clone)]
 pub struct Config {
     path: PathBuf,
     images: Vec<ImageEntry>,
     auth: AuthConfig,
-    rules: RuleSet,
+    rules: RulesFile,
     builds: Vec<BuildImage>,
     carried: Vec<CarriedImage>,
 }
@@ -73,7 +72,6 @@ impl Config {
             // An items.yml, or something that is not one (missing, a FIFO, a device …).
             Config::load_ferryman(path)?
         };
-        crate::rules::collision::check(&config)?;
         Ok(config)
     }
 
@@ -130,7 +128,7 @@ impl Config {
             path: path.to_owned(),
             images: ferryman::parse(&file)?,
             auth: AuthConfig::default(),
-            rules: presets::preset("ferryman").unwrap_or_default(),
+            rules: RulesFile::preset("ferryman", Location::file_only(path)),
             builds: Vec::new(),
             carried: Vec::new(),
         })
@@ -151,8 +149,8 @@ impl Config {
         &self.auth
     }
 
-    /// The mapping rules (a preset for Ferryman files, empty without rules.yaml).
-    pub fn rules(&self) -> &RuleSet {
+    /// rules.yaml as written (`preset: ferryman` for Ferryman files, empty without it).
+    pub fn rules_file(&self) -> &RulesFile {
         &self.rules
     }
 
@@ -165,37 +163,6 @@ impl Config {
     /// sources are mirror images, their destinations private ones.
     pub fn carried(&self) -> &[CarriedImage] {
         &self.carried
-    }
-
-    /// Where `source` (the entry's repository with a concrete tag or digest, or without
-    /// both for the repository itself) goes in `stage`. Mirror: the entry's explicit
-    /// destinations, else the rules. Private: always the rules applied to the original source.
-    pub fn targets(
-        &self,
-        entry: &ImageEntry,
-        source: &Reference,
-        stage: Stage,
-    ) -> Result<Vec<Reference>, MapError> {
-        if stage == Stage::Private || entry.destinations.is_empty() {
-            return Ok(vec![self.rules.target(source, stage)?]);
-        }
-        Ok(entry
-            .destinations
-            .iter()
-            .map(|dest| {
-                if dest.tag().is_some() {
-                    return dest.clone();
-                }
-                let tagged = match source.tag() {
-                    Some(tag) => dest.with_tag(tag).unwrap_or_else(|_| dest.clone()),
-                    None => dest.clone(),
-                };
-                match source.digest() {
-                    Some(digest) => tagged.with_digest(digest).unwrap_or(tagged),
-                    None => tagged,
-                }
-            })
-            .collect())
     }
 }
 

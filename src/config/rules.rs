@@ -1,16 +1,69 @@
-//! rules.yaml: a preset, explicit stages, or a preset extended by rules tried before it.
+//! rules.yaml as written: a preset, explicit stages, or a preset extended by rules tried
+//! before it. Every value keeps where it was written.
 //!
-//! Owns the file format and turns it into a [`RuleSet`]; what the rules mean is `rules`'.
+//! Owns the file's syntax (keys, shapes, unknown keys as errors); what the rules mean,
+//! their patterns, templates and presets are `rules`' (`rules::file` compiles this).
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::error::ConfigError;
+use super::error::{ConfigError, Location};
 use super::yaml::YamlFile;
-use crate::rules::presets::{preset, PRESETS};
-use crate::rules::{
-    normalize_registry, validate_template, Pattern, Rule, RuleSet, StageRules, Template,
-};
+
+/// A value with the place it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// The text.
+    pub value: String,
+    /// Where it is (`config/rules.yaml:3:9`; `items.yml` for Ferryman's implied preset).
+    pub location: Location,
+}
+
+/// rules.yaml: a preset and the stages written out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RulesFile {
+    /// `preset:`.
+    pub preset: Option<Written>,
+    /// `stages.mirror`.
+    pub mirror: Option<StageSyntax>,
+    /// `stages.private`.
+    pub private: Option<StageSyntax>,
+}
+
+/// One stage as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageSyntax {
+    /// Where the stage is written.
+    pub location: Location,
+    /// `registry:` (host, optionally with a namespace).
+    pub registry: Option<Written>,
+    /// `rules:`, in order.
+    pub rules: Vec<RuleSyntax>,
+}
+
+/// One rule as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleSyntax {
+    /// `match:` (a glob or a `/regex/`).
+    pub pattern: Written,
+    /// `target:` (a template).
+    pub target: Written,
+    /// `registry:`, overriding the stage's.
+    pub registry: Option<Written>,
+}
+
+impl RulesFile {
+    /// Only the preset `name`, as a Ferryman items.yml implies (`preset: ferryman`).
+    pub(crate) fn preset(name: &str, location: Location) -> RulesFile {
+        RulesFile {
+            preset: Some(Written {
+                value: name.to_owned(),
+                location,
+            }),
+            ..RulesFile::default()
+        }
+    }
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,86 +97,35 @@ struct RawRule {
 }
 
 /// Parses rules.yaml; an empty file configures no stage.
-pub(crate) fn parse(file: &YamlFile) -> Result<RuleSet, ConfigError> {
+pub(crate) fn parse(file: &YamlFile) -> Result<RulesFile, ConfigError> {
     let Some(raw) = file.parse::<RawRules>()? else {
-        return Ok(RuleSet::default());
+        return Ok(RulesFile::default());
     };
-    let base = match &raw.preset {
-        Some(name) => preset(&name.value).ok_or_else(|| {
-            file.error(
-                name,
-                format!("unknown preset, expected one of {}", PRESETS.join(", ")),
-            )
-            .with_value(&name.value)
-        })?,
-        None => RuleSet::default(),
+    let written = |spanned: &Spanned<String>| Written {
+        value: spanned.value.clone(),
+        location: file.at(spanned),
+    };
+    let stage = |raw: Spanned<RawStage>| StageSyntax {
+        location: file.at(&raw),
+        registry: raw.value.registry.as_ref().map(written),
+        rules: raw
+            .value
+            .rules
+            .iter()
+            .map(|rule| RuleSyntax {
+                pattern: written(&rule.pattern),
+                target: written(&rule.target),
+                registry: rule.registry.as_ref().map(written),
+            })
+            .collect(),
     };
     let (mirror, private) = match raw.stages {
         Some(stages) => (stages.mirror, stages.private),
         None => (None, None),
     };
-    let mirror = stage(
-        file,
-        base.stage(crate::rules::Stage::Mirror).cloned(),
-        mirror,
-    )?;
-    let private = stage(
-        file,
-        base.stage(crate::rules::Stage::Private).cloned(),
-        private,
-    )?;
-    Ok(RuleSet::new(mirror, private))
-}
-
-/// One stage: the preset's (if any) with the file's rules in front and its registry on top.
-fn stage(
-    file: &YamlFile,
-    base: Option<StageRules>,
-    raw: Option<Spanned<RawStage>>,
-) -> Result<Option<StageRules>, ConfigError> {
-    let Some(raw) = raw else { return Ok(base) };
-    let registry = match &raw.value.registry {
-        Some(registry) => Some(normalize_registry(&registry.value).map_err(|m| {
-            file.error(registry, format!("invalid registry: {m}"))
-                .with_value(&registry.value)
-        })?),
-        None => None,
-    };
-    let stage_registry = match (&registry, &base) {
-        (Some(registry), _) => registry.clone(),
-        (None, Some(base)) => base.registry().to_owned(),
-        (None, None) => {
-            return Err(file.error(&raw, "stage needs a registry (no preset gives one)"))
-        }
-    };
-    let mut rules = Vec::new();
-    for rule in raw.value.rules {
-        rules.push(self::rule(file, &stage_registry, rule)?);
-    }
-    Ok(Some(match base {
-        Some(base) => base.extended(registry, rules),
-        None => StageRules::new(stage_registry, rules),
-    }))
-}
-
-fn rule(file: &YamlFile, stage_registry: &str, raw: RawRule) -> Result<Rule, ConfigError> {
-    let pattern = Pattern::parse(&raw.pattern.value)
-        .map_err(|m| file.error(&raw.pattern, m).with_value(&raw.pattern.value))?;
-    let registry = match &raw.registry {
-        Some(registry) => Some(normalize_registry(&registry.value).map_err(|m| {
-            file.error(registry, format!("invalid registry: {m}"))
-                .with_value(&registry.value)
-        })?),
-        None => None,
-    };
-    let target = Template::parse(&raw.target.value)
-        .map_err(|m| file.error(&raw.target, m).with_value(&raw.target.value))?;
-    validate_template(&target, registry.as_deref().unwrap_or(stage_registry))
-        .map_err(|m| file.error(&raw.target, m).with_value(&raw.target.value))?;
-    Ok(Rule::new(
-        pattern,
-        target,
-        registry,
-        file.at(&raw.pattern).to_string(),
-    ))
+    Ok(RulesFile {
+        preset: raw.preset.as_ref().map(written),
+        mirror: mirror.map(stage),
+        private: private.map(stage),
+    })
 }

@@ -8,9 +8,9 @@ use std::fmt;
 use regex::Regex;
 use semver::{Version, VersionReq};
 
+use super::error::regex_error;
+use crate::reference::parse_reference;
 use crate::reference::Reference;
-use crate::rules::parse_reference;
-use crate::rules::pattern::regex_error;
 
 /// Which tags the key of an entry names.
 #[derive(Debug, Clone)]

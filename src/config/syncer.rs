@@ -13,7 +13,6 @@ use super::error::{ConfigError, Location};
 use super::images::{self, ImageEntries, ImageEntry};
 use super::yaml::YamlFile;
 use super::Config;
-use crate::rules::RuleSet;
 
 /// The deprecated combined file: image-syncer's `Config` struct.
 #[derive(Deserialize)]
@@ -78,11 +77,10 @@ fn finish(path: &Path, images: Vec<ImageEntry>, auth: AuthConfig) -> Result<Conf
         path: PathBuf::from(path),
         images,
         auth,
-        rules: RuleSet::default(),
+        rules: super::RulesFile::default(),
         builds: Vec::new(),
         carried: Vec::new(),
     };
-    crate::rules::collision::check(&config)?;
     Ok(config)
 }
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::platform::Platform;
-use crate::rules::hop2;
+use crate::rules::{hop2, Mapping, Stage};
 
 const NSTL: (&str, &str) = ("rules.yaml", "preset: nstl\n");
 
@@ -42,8 +42,8 @@ impl Project {
         self.dir.path().join("config")
     }
 
-    fn load(&self) -> Result<Config, ConfigError> {
-        Config::load_with_env(self.config(), &env)
+    fn load(&self) -> Result<Mapping, ConfigError> {
+        Config::load_with_env(self.config(), &env).and_then(Mapping::new)
     }
 
     /// An error message with the temp directory cut off: `config/images.yaml:1:1: …`.
@@ -210,7 +210,7 @@ fn items_yml_reads_both_ferryman_forms() {
     for (text, expected) in cases {
         let path = dir.path().join("items.yml");
         std::fs::write(&path, text).expect("write items.yml");
-        let config = Config::load(&path).expect("loads");
+        let config = Mapping::load(&path).expect("loads");
         let got: Vec<(String, String, Option<u32>)> = config
             .images()
             .iter()
@@ -242,13 +242,13 @@ fn items_yml_reads_both_ferryman_forms() {
         "pause:\n  source: k8s.gcr.io/\n  target: r.io/Up/\n",
     )
     .expect("write");
-    let e = Config::load(dir.path().join("bad.yml")).expect_err("uppercase target");
+    let e = Mapping::load(dir.path().join("bad.yml")).expect_err("uppercase target");
     assert!(
         e.to_string()
             .ends_with("bad.yml:3:11: repository name must be lowercase (r.io/Up/pause)"),
         "{e}"
     );
-    let e = Config::load("config/images.yaml").expect_err("a file of a config directory");
+    let e = Mapping::load("config/images.yaml").expect_err("a file of a config directory");
     assert_eq!(
         e.to_string(),
         "config/images.yaml: a configuration file: give the directory that holds it"
@@ -321,8 +321,10 @@ fn disjoint_explicit_tags_may_share_a_target() {
     );
 }
 
-fn shipped() -> Config {
-    Config::load_with_env(Path::new("config"), &env).expect("the shipped config loads")
+fn shipped() -> Mapping {
+    Config::load_with_env(Path::new("config"), &env)
+        .and_then(Mapping::new)
+        .expect("the shipped config loads")
 }
 
 #[test]
@@ -384,7 +386,7 @@ fn hop2_round_trips_through_images_yaml() {
 #[test]
 fn ferryman_items_yml_in_its_real_form_loads_unchanged() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ferryman/items.yml");
-    let config = Config::load(&path).expect("the Ferryman-shaped items.yml loads");
+    let config = Mapping::load(&path).expect("the Ferryman-shaped items.yml loads");
     let entries = config.images();
     assert_eq!(entries.len(), 32);
     let prefixes: std::collections::BTreeSet<&str> =
@@ -433,7 +435,7 @@ fn ferryman_limit_forms_and_their_errors() {
     let load = |text: &str| {
         let path = dir.path().join("items.yml");
         std::fs::write(&path, text).expect("write items.yml");
-        Config::load(&path).map(|c| c.images()[0].selection.limit())
+        Mapping::load(&path).map(|c| c.images()[0].selection.limit())
     };
     let item = "pause:\n  source: k8s.gcr.io/\n  target: r.io/k8s/\n";
     assert_eq!(
@@ -537,7 +539,9 @@ fn pairs(text: &str) -> Vec<(String, String)> {
 #[test]
 fn origin_config_dir_generates_the_hop2_file_of_the_origin_generator() {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/origin");
-    let config = Config::load_with_env(fixture.join("config"), &env).expect("origin config/ loads");
+    let config = Config::load_with_env(fixture.join("config"), &env)
+        .and_then(Mapping::new)
+        .expect("origin config/ loads");
     assert_eq!(config.images().len(), 15);
     assert_eq!(config.carried().len(), 3);
     assert!(config.builds().is_empty());
@@ -563,7 +567,7 @@ fn origin_config_dir_generates_the_hop2_file_of_the_origin_generator() {
     // The generated file is itself a valid configuration directory's images.yaml.
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("images.yaml"), &generated).expect("write hop 2");
-    let hop2 = Config::load(dir.path()).expect("the hop-2 file loads");
+    let hop2 = Mapping::load(dir.path()).expect("the hop-2 file loads");
     assert_eq!(hop2.images().len(), want.len());
 }
 

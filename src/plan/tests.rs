@@ -1,6 +1,7 @@
 use std::collections::HashMap;
 
 use super::*;
+use crate::config::Config;
 
 /// Tags and creation times served from memory.
 struct FakeTags(HashMap<String, Vec<(String, i64)>>);
@@ -41,18 +42,20 @@ impl TagSource for FakeTags {
     }
 }
 
-fn config(images: &str) -> (tempfile::TempDir, Config) {
+fn config(images: &str) -> (tempfile::TempDir, Mapping) {
     let dir = tempfile::tempdir().expect("temp dir");
     let config_dir = dir.path().join("config");
     std::fs::create_dir(&config_dir).expect("mkdir");
     std::fs::write(config_dir.join("images.yaml"), images).expect("write");
     std::fs::write(config_dir.join("rules.yaml"), "preset: nstl\n").expect("write");
-    let config = Config::load_with_env(&config_dir, &|_| None).expect("valid config");
+    let config = Config::load_with_env(&config_dir, &|_| None)
+        .and_then(Mapping::new)
+        .expect("valid config");
     (dir, config)
 }
 
 async fn plan(
-    config: &Config,
+    config: &Mapping,
     stage: Stage,
     request: &Request,
     tags: &FakeTags,
@@ -237,7 +240,9 @@ fn a_stage_without_rules_is_a_config_error_before_any_work() {
         "stages:\n  mirror:\n    registry: r.io/m\n    rules:\n      - match: '**'\n        target: '{flat}'\n";
     std::fs::write(config_dir.join("rules.yaml"), mirror_only).expect("write");
     std::fs::write(config_dir.join("images.yaml"), "nginx:1.25:\n").expect("write");
-    let config = Config::load_with_env(&config_dir, &|_| None).expect("valid config");
+    let config = Config::load_with_env(&config_dir, &|_| None)
+        .and_then(Mapping::new)
+        .expect("valid config");
     let error = routes(&config, Stage::Private, &Request::default()).expect_err("no private stage");
     assert!(
         error.to_string().contains("no private stage is configured"),
@@ -247,7 +252,9 @@ fn a_stage_without_rules_is_a_config_error_before_any_work() {
     let no_rules = no_rules_dir.path().join("config");
     std::fs::create_dir(&no_rules).expect("mkdir");
     std::fs::write(no_rules.join("auth.yaml"), "").expect("write");
-    let config = Config::load_with_env(&no_rules, &|_| None).expect("valid config");
+    let config = Config::load_with_env(&no_rules, &|_| None)
+        .and_then(Mapping::new)
+        .expect("valid config");
     let one_off = Request {
         images: vec!["busybox:1".to_owned()],
         ..Request::default()

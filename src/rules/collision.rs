@@ -5,7 +5,8 @@
 
 use std::collections::HashMap;
 
-use crate::config::{Config, ConfigError, ImageEntry, Location};
+use super::Mapping;
+use crate::config::{ConfigError, ImageEntry, Location};
 use crate::reference::Reference;
 use crate::rules::Stage;
 
@@ -25,7 +26,7 @@ struct Landing {
 
 /// Checks every stage the configuration uses. A collision is allowed only when both sources
 /// name explicit, disjoint tag lists; the error names both sources and their places.
-pub fn check(config: &Config) -> Result<(), ConfigError> {
+pub fn check(config: &Mapping) -> Result<(), ConfigError> {
     for stage in Stage::ALL {
         // Without a private stage there is no hop 2 to check; without a mirror stage the
         // entries need explicit destinations, and mapping one without reports it.
@@ -89,7 +90,7 @@ pub fn check(config: &Config) -> Result<(), ConfigError> {
 }
 
 /// The repository hop 2 reads an entry from: its (first) mirror target.
-fn hop2_source(config: &Config, entry: &ImageEntry) -> Result<String, ConfigError> {
+fn hop2_source(config: &Mapping, entry: &ImageEntry) -> Result<String, ConfigError> {
     let mirror = config
         .targets(entry, &entry.source, Stage::Mirror)
         .map_err(|e| ConfigError::new(entry.location.clone(), e))?;
@@ -101,7 +102,7 @@ fn hop2_source(config: &Config, entry: &ImageEntry) -> Result<String, ConfigErro
 
 /// The target repositories of an entry in `stage`.
 fn entry_targets(
-    config: &Config,
+    config: &Mapping,
     entry: &ImageEntry,
     stage: Stage,
 ) -> Result<Vec<Landing>, ConfigError> {

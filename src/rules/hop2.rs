@@ -4,8 +4,9 @@
 //!
 //! Pure: expands a [`Config`] into [`ImageEntry`]s; `config::images::to_yaml` writes them.
 
+use super::Mapping;
 use crate::config::images::{quote, to_yaml};
-use crate::config::{Config, ConfigError, ImageEntry, Location, TagSelection, TagSet};
+use crate::config::{ConfigError, ImageEntry, Location, TagSelection, TagSet};
 use crate::reference::Reference;
 use crate::rules::Stage;
 
@@ -20,7 +21,7 @@ const PROBE_TAG: &str = "ferry-probe";
 /// The hop-2 entries: for each images.yaml entry its mirror repository with the same tag
 /// selection, filters and platforms, going to its private repository; for each extension
 /// image its `-n-ext` tags. Tags a rule rewrites become single-tag entries.
-pub fn expand(config: &Config) -> Result<Vec<ImageEntry>, ConfigError> {
+pub fn expand(config: &Mapping) -> Result<Vec<ImageEntry>, ConfigError> {
     if config.rules().stage(Stage::Private).is_none() {
         let message = crate::rules::MapError::NoStage {
             stage: Stage::Private,
@@ -95,7 +96,7 @@ pub fn expand(config: &Config) -> Result<Vec<ImageEntry>, ConfigError> {
 }
 
 /// [`expand`] written as images.yaml, followed by the carried entries as written.
-pub fn generate(config: &Config) -> Result<String, ConfigError> {
+pub fn generate(config: &Mapping) -> Result<String, ConfigError> {
     let expanded = expand(config)?;
     // One YAML mapping holds both: a carried key equal to a generated one would be a
     // duplicate key that hop 2 cannot load.

@@ -4,7 +4,9 @@
 //! expansion. Pure functions only: no I/O, no registry access.
 
 pub mod collision;
+mod file;
 pub mod hop2;
+mod mapping;
 pub mod pattern;
 pub mod presets;
 pub mod template;
@@ -14,17 +16,10 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
-use crate::reference::Reference;
+use crate::reference::{parse_reference, Reference};
+pub use mapping::Mapping;
 pub use pattern::Pattern;
 pub use template::Template;
-
-/// Tag suffix of extension images built on a base tag (`1.17.4` → `1.17.4-n-ext`).
-pub const EXTENSION_SUFFIX: &str = "-n-ext";
-
-/// The tag an extension image built on `base_tag` gets.
-pub fn extension_tag(base_tag: &str) -> String {
-    format!("{base_tag}{EXTENSION_SUFFIX}")
-}
 
 /// Which hop a target is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -228,30 +223,6 @@ impl RuleSet {
             })?;
         rule.apply(source, &rules.registry, stage)
     }
-}
-
-/// Parses a reference, the error reduced to the rule it broke (callers name the value).
-pub(crate) fn parse_reference(text: &str) -> Result<Reference, String> {
-    text.parse()
-        .map_err(|e: crate::reference::ReferenceError| e.kind().to_string())
-}
-
-/// Checks a stage, rule or auth.yaml registry: a registry host, optionally with a namespace
-/// (`registry.cn-beijing.aliyuncs.com`, `127.0.0.1:5000/mirror`). Returns it with Docker
-/// Hub's aliases folded into `docker.io`.
-pub fn normalize_registry(registry: &str) -> Result<String, String> {
-    let (host, namespace) = match registry.split_once('/') {
-        Some((host, namespace)) => (host, Some(namespace)),
-        None => (registry, None),
-    };
-    if !(host.contains(['.', ':']) || host == "localhost") {
-        return Err("must start with a registry host (with a '.' or ':', or localhost)".to_owned());
-    }
-    let probe = parse_reference(&format!("{registry}/x"))?;
-    Ok(match namespace {
-        Some(namespace) => format!("{}/{namespace}", probe.registry()),
-        None => probe.registry().to_owned(),
-    })
 }
 
 /// Checks that a template gives a valid reference for a typical source, so a bad literal

@@ -2,6 +2,7 @@
 //!
 //! Owns the glob and `/regex/` syntax of a rule's `match`; it must not know about targets.
 
+use crate::config::error::regex_error;
 use globset::{GlobBuilder, GlobMatcher};
 use regex::Regex;
 
@@ -63,17 +64,6 @@ impl Pattern {
     pub fn as_str(&self) -> &str {
         &self.text
     }
-}
-
-/// The regex crate's message, reduced to its last line (it draws a multi-line caret diagram).
-pub(crate) fn regex_error(error: &regex::Error) -> String {
-    let text = error.to_string();
-    let last = text.lines().rev().find(|l| !l.trim().is_empty());
-    let last = last.unwrap_or("syntax error").trim();
-    format!(
-        "invalid regex: {}",
-        last.strip_prefix("error: ").unwrap_or(last)
-    )
 }
 
 #[cfg(test)]

@@ -145,7 +145,7 @@ mod tests {
         let rules = preset("nstl").expect("nstl exists");
         let base: Reference = "docker.io/nginx:1.17.4".parse().expect("valid");
         let ext = base
-            .with_tag(&crate::rules::extension_tag("1.17.4"))
+            .with_tag(&crate::config::build::extension_tag("1.17.4"))
             .expect("valid tag");
         let mirror = rules.target(&ext, Stage::Mirror).expect("maps");
         let base_mirror = rules.target(&base, Stage::Mirror).expect("maps");

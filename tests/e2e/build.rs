@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use ferry::build::{jobs, BuildOptions, BuildTransport, LABEL_BASE_DIGEST, LABEL_BASE_REF};
-use ferry::config::Config;
 use ferry::docker::Engine;
 use ferry::event::{Event, Outcome};
 use ferry::plan::Job;
 use ferry::report::{Reporter, Tally};
+use ferry::rules::Mapping;
 use ferry::state::State;
 
 use crate::harness::{clients, run_reported};
@@ -92,8 +92,8 @@ impl Project {
         std::fs::write(self.context(name).join(file), text).expect("write context file");
     }
 
-    fn config(&self) -> Config {
-        Config::load(self.root.path().join("config")).expect("valid config")
+    fn config(&self) -> Mapping {
+        Mapping::load(self.root.path().join("config")).expect("valid config")
     }
 }
 
