@@ -294,12 +294,15 @@ fn linux_platform(text: &str) -> Result<Platform, String> {
     Ok(platform)
 }
 
-/// `--jobs`: a whole number of at least 1.
-fn at_least_one(text: &str) -> Result<usize, String> {
+/// Most jobs at once (the most of anything at once).
+pub const MAX_JOBS: usize = crate::registry::MAX_CONCURRENCY as usize;
+
+/// `--jobs`: a whole number from 1 to [`MAX_JOBS`].
+pub fn at_least_one(text: &str) -> Result<usize, String> {
     text.parse::<usize>()
         .ok()
-        .filter(|n| *n >= 1)
-        .ok_or_else(|| "must be a whole number of at least 1".to_owned())
+        .filter(|n| (1..=MAX_JOBS).contains(n))
+        .ok_or_else(|| format!("must be a whole number from 1 to {MAX_JOBS}"))
 }
 
 #[cfg(test)]
@@ -360,6 +363,8 @@ mod tests {
             vec!["ferry", "plan", "--platform", "windows/amd64"],
             vec!["ferry", "sync", "--jobs", "0"],
             vec!["ferry", "sync", "-j", "-1"],
+            vec!["ferry", "sync", "--jobs", "18446744073709551615"],
+            vec!["ferry", "sync", "--jobs", "1025"],
             vec!["ferry", "sync", "--stage", "nowhere"],
             vec!["ferry", "map"],
         ] {

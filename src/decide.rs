@@ -16,7 +16,7 @@ use crate::manifest::{self, sha256_digest, Child, ImageParts, Parsed};
 use crate::plan::Job;
 use crate::platform::Platform;
 use crate::registry::{Manifest, RegistryClient};
-use crate::state::State;
+use crate::state::{SkipRecord, State};
 
 #[cfg(test)]
 mod tests;
@@ -128,17 +128,23 @@ impl Source {
 }
 
 /// The state file's key of a job: its target, plus the platform selection when it is not
-/// the default (a push of a subset says nothing about another subset).
-pub fn state_key(job: &Job) -> String {
-    if job.all_platforms {
-        return format!("{}#all", job.target);
-    }
-    if job.platforms.is_empty() {
-        return job.target.to_string();
-    }
-    let mut platforms: Vec<String> = job.platforms.iter().map(Platform::to_string).collect();
-    platforms.sort();
-    format!("{}#{}", job.target, platforms.join(","))
+/// the default (a push of a subset says nothing about another subset), plus `#bytes` for
+/// the registry transport (what the daemon pushed is not the source's bytes).
+pub fn state_key(job: &Job, writes: Writes) -> String {
+    let selection = if job.all_platforms {
+        "#all".to_owned()
+    } else if job.platforms.is_empty() {
+        String::new()
+    } else {
+        let mut platforms: Vec<String> = job.platforms.iter().map(Platform::to_string).collect();
+        platforms.sort();
+        format!("#{}", platforms.join(","))
+    };
+    let transport = match writes {
+        Writes::SourceBytes => "#bytes",
+        Writes::DaemonPush => "",
+    };
+    format!("{}{selection}{transport}", job.target)
 }
 
 /// Decides jobs: the clients to probe with, the state file, and what the transport writes.
@@ -171,52 +177,111 @@ impl Decider {
     }
 
     /// The action for `job`. A no-op costs two HEADs (target, then source): the target
-    /// serves the source's digest, or the digest the state file recorded for it.
+    /// serves the source's digest or the digest the state file recorded for it, or the
+    /// state file remembers that this source digest has nothing to copy for the selection.
     pub async fn decide(&self, job: &Job) -> Action {
+        let key = state_key(job, self.writes);
         let mut why = CopyReason::New;
-        let mut target_digest = None;
+        let mut at_target = None;
         if self.force {
             why = CopyReason::Forced;
         } else {
             match self.target.head_manifest(&job.target).await {
                 Ok(Some(head)) => {
                     why = CopyReason::Changed;
-                    target_digest = head.digest;
+                    at_target = match head.digest {
+                        Some(digest) => Some(digest),
+                        // Nexus leaves the header out: the bytes say it.
+                        None => self
+                            .target
+                            .get_manifest(&job.target)
+                            .await
+                            .ok()
+                            .map(|m| m.digest),
+                    };
                 }
                 Ok(None) => {}
                 Err(error) => why = CopyReason::Unchecked(error.to_string()),
             }
-        }
-        if let Some(at_target) = &target_digest {
             let source_digest = match self.source.head_manifest(&job.source).await {
                 Ok(Some(head)) => head.digest,
                 Ok(None) => return Action::Fail(format!("{}: not found", job.source)),
                 Err(error) => return Action::Fail(error.to_string()),
             };
-            if let Some(source_digest) = source_digest {
-                let recorded = self.state.pushed(&state_key(job), &source_digest);
-                if source_digest == *at_target || recorded.as_ref() == Some(at_target) {
-                    return Action::Skip(SkipReason::Unchanged);
-                }
+            let known = source_digest
+                .and_then(|digest| self.remembered(&key, &digest, at_target.as_deref()));
+            if let Some(action) = known {
+                return action;
             }
         }
         let manifest = match self.source.get_manifest(&job.source).await {
             Ok(manifest) => manifest,
             Err(error) => return Action::Fail(error.to_string()),
         };
+        if !self.force {
+            // The source's HEAD may have left its digest out: the bytes say it.
+            if let Some(action) = self.remembered(&key, &manifest.digest, at_target.as_deref()) {
+                return action;
+            }
+        }
         let content = match self.content(job, &manifest).await {
             Ok(content) => content,
-            Err(Halt::Skip(reason)) => return Action::Skip(reason),
+            Err(Halt::Skip(reason)) => {
+                self.remember_skip(&key, &manifest.digest, &reason);
+                return Action::Skip(reason);
+            }
             Err(Halt::Fail(cause)) => return Action::Fail(cause),
         };
         let source = Source { manifest, content };
         if self.writes == Writes::SourceBytes
-            && target_digest.is_some()
-            && target_digest == Some(sha256_digest(source.written()))
+            && at_target.is_some()
+            && at_target == Some(sha256_digest(source.written()))
         {
             return Action::Skip(SkipReason::Unchanged);
         }
         Action::Copy { why, source }
+    }
+
+    /// What the target and the state file already say about `source_digest`: unchanged
+    /// (the target serves it, or what was written for it), or nothing to copy from it.
+    fn remembered(
+        &self,
+        key: &str,
+        source_digest: &str,
+        at_target: Option<&str>,
+    ) -> Option<Action> {
+        if let Some(at_target) = at_target {
+            let written = self.state.pushed(key, source_digest);
+            if source_digest == at_target || written.as_deref() == Some(at_target) {
+                return Some(Action::Skip(SkipReason::Unchanged));
+            }
+        }
+        let record = self.state.skipped(key, source_digest)?;
+        let parse = |p: &String| p.parse::<Platform>().ok();
+        let reason = match record.linux.is_empty() {
+            true => SkipReason::NoLinuxPlatform(record.platform.as_ref().and_then(parse)),
+            false => SkipReason::NotSelected(record.linux.iter().filter_map(parse).collect()),
+        };
+        Some(Action::Skip(reason))
+    }
+
+    /// Remembers a platform skip, so the next run reads no manifest for it. A state file
+    /// that cannot be written costs that read again, nothing more.
+    fn remember_skip(&self, key: &str, source_digest: &str, reason: &SkipReason) {
+        let names = |platforms: &[Platform]| platforms.iter().map(Platform::to_string).collect();
+        let (linux, platform) = match reason {
+            SkipReason::NoLinuxPlatform(platform) => (Vec::new(), platform.as_ref()),
+            SkipReason::NotSelected(linux) => (names(linux), None),
+            _ => return,
+        };
+        let record = SkipRecord {
+            source_digest: source_digest.to_owned(),
+            linux,
+            platform: platform.map(Platform::to_string),
+        };
+        if let Err(error) = self.state.record_skip(key, record) {
+            tracing::warn!("{error}");
+        }
     }
 
     /// What of `manifest` travels; a skip or failure as the `Err` when nothing does.

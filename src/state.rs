@@ -36,6 +36,19 @@ pub struct PushRecord {
     pub at: u64,
 }
 
+/// That a source digest has nothing to copy for a selection (no Linux platform, none
+/// selected), so a no-op run does not read its manifest again.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SkipRecord {
+    /// Digest of the source manifest (or index) that was read.
+    pub source_digest: String,
+    /// The Linux platforms it has (empty: none).
+    pub linux: Vec<String>,
+    /// The platform of a single image without Linux, when its config said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+}
+
 /// An image ferry pulled into the daemon, kept as a layer cache.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CacheRecord {
@@ -54,6 +67,8 @@ struct Document {
     pushed: BTreeMap<String, PushRecord>,
     #[serde(default)]
     cache: BTreeMap<String, CacheRecord>,
+    #[serde(default)]
+    skipped: BTreeMap<String, SkipRecord>,
 }
 
 /// The state of one run, shared by its workers; every change is saved at once.
@@ -156,6 +171,26 @@ impl State {
                 at: now(),
             },
         );
+        self.save(&document)
+    }
+
+    /// Why `key` had nothing to copy from exactly this `source_digest`, if recorded.
+    pub fn skipped(&self, key: &str, source_digest: &str) -> Option<SkipRecord> {
+        let document = self.lock();
+        document
+            .skipped
+            .get(key)
+            .filter(|r| r.source_digest == source_digest)
+            .cloned()
+    }
+
+    /// Records that `key` has nothing to copy from this source digest, and saves the file.
+    pub fn record_skip(&self, key: &str, record: SkipRecord) -> Result<(), StateError> {
+        let mut document = self.lock();
+        if document.skipped.get(key) == Some(&record) {
+            return Ok(());
+        }
+        document.skipped.insert(key.to_owned(), record);
         self.save(&document)
     }
 

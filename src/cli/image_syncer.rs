@@ -38,7 +38,7 @@ pub struct ImageSyncerArgs {
     pub log: Option<PathBuf>,
 
     /// Images copied at once.
-    #[arg(long, short = 'p', default_value_t = 5, value_name = "N")]
+    #[arg(long, short = 'p', default_value_t = 5, value_name = "N", value_parser = super::at_least_one)]
     pub proc: usize,
 
     /// Times a failed request is tried again.

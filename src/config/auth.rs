@@ -307,6 +307,15 @@ mod tests {
         assert_eq!(limits.manifest_size, Some(8 * 1024 * 1024));
         assert_eq!((limits.pages_per_listing, limits.config_size), (None, None));
         assert_eq!(limits.max_concurrency, Some(3));
+        let too_many = "127.0.0.1:5000:\n  limits:\n    max_concurrency: 18446744073709551615\n";
+        let file = YamlFile::from_text(Path::new("config/auth.yaml"), too_many);
+        let error = parse(&file, Path::new("."), &env).expect_err("more than a semaphore holds");
+        assert!(
+            error
+                .to_string()
+                .starts_with("config/auth.yaml:3:22: max_concurrency must be at most 1024"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use serde_saphyr::Spanned;
 use super::error::ConfigError;
 use super::yaml::YamlFile;
 use crate::cache::parse_size;
-use crate::registry::{parse_duration, LimitOverrides};
+use crate::registry::{parse_duration, LimitOverrides, MAX_CONCURRENCY};
 
 /// The block as written: every value a string or number, checked by [`parse`].
 #[derive(Deserialize)]
@@ -25,8 +25,18 @@ pub(crate) struct RawLimits {
     max_concurrency: Option<Spanned<String>>,
 }
 
-/// Checks every value: counts and sizes of at least 1, durations above zero.
+/// Checks every value: counts and sizes of at least 1, durations above zero, and at most
+/// [`MAX_CONCURRENCY`] of anything at once.
 pub(crate) fn parse(file: &YamlFile, raw: RawLimits) -> Result<LimitOverrides, ConfigError> {
+    let at_most = |n: Option<u64>, at: Option<&Spanned<String>>| match (n, at) {
+        (Some(n), Some(at)) if n > MAX_CONCURRENCY => Err(file
+            .error(
+                at,
+                format!("max_concurrency must be at most {MAX_CONCURRENCY}"),
+            )
+            .with_value(&at.value)),
+        _ => Ok(n),
+    };
     let count = |name: &str, value: Option<Spanned<String>>| {
         value
             .map(|v| {
@@ -70,6 +80,9 @@ pub(crate) fn parse(file: &YamlFile, raw: RawLimits) -> Result<LimitOverrides, C
         config_size: size("config_size", raw.config_size)?,
         idle_timeout: duration("idle_timeout", raw.idle_timeout)?,
         connect_timeout: duration("connect_timeout", raw.connect_timeout)?,
-        max_concurrency: count("max_concurrency", raw.max_concurrency)?,
+        max_concurrency: at_most(
+            count("max_concurrency", raw.max_concurrency.clone())?,
+            raw.max_concurrency.as_ref(),
+        )?,
     })
 }

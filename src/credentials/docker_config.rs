@@ -4,10 +4,11 @@
 //! to other credentials when a configured helper fails, and must not echo file contents
 //! nor anything a helper prints (a failing helper may print the secret it holds).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -32,7 +33,14 @@ pub struct DockerConfig {
     cred_helpers: BTreeMap<String, String>,
     #[serde(default, rename = "credsStore")]
     creds_store: Option<String>,
+    /// What each (helper, server) answered this run: a helper is asked once per server,
+    /// however many repositories of it a run touches (a hanging one costs one timeout).
+    #[serde(skip)]
+    answers: Arc<tokio::sync::Mutex<HashMap<(String, String), HelperAnswer>>>,
 }
+
+/// What one helper said for one server.
+type HelperAnswer = Result<Option<Credentials>, CredentialError>;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 struct AuthConfig {
@@ -92,7 +100,7 @@ impl DockerConfig {
             registry.clone()
         };
         if let Some(helper) = lookup(&self.cred_helpers, &registry) {
-            return run_helper(helper, &server, helper_path).await;
+            return self.ask(helper, &server, helper_path).await;
         }
         if let Some(entry) = lookup(&self.auths, &registry) {
             if let Some(found) = entry.credentials(&server)? {
@@ -100,9 +108,21 @@ impl DockerConfig {
             }
         }
         match self.creds_store.as_deref().filter(|s| !s.is_empty()) {
-            Some(store) => run_helper(store, &server, helper_path).await,
+            Some(store) => self.ask(store, &server, helper_path).await,
             None => Ok(None),
         }
+    }
+
+    /// The helper's answer for `server`, asked at most once per run.
+    async fn ask(&self, helper: &str, server: &str, helper_path: &OsStr) -> HelperAnswer {
+        let mut answers = self.answers.lock().await;
+        let key = (helper.to_owned(), server.to_owned());
+        if let Some(answer) = answers.get(&key) {
+            return answer.clone();
+        }
+        let answer = run_helper(helper, server, helper_path).await;
+        answers.insert(key, answer.clone());
+        answer
     }
 }
 
@@ -156,6 +176,36 @@ fn config_error(path: &Path, cause: String) -> CredentialError {
     }
 }
 
+/// Most bytes a helper may print on stdout or stderr (an answer is a few hundred).
+const HELPER_OUTPUT: u64 = 1024 * 1024;
+
+/// The helper's exit status and output, or `None` when it printed more than
+/// [`HELPER_OUTPUT`] bytes on either stream (then it is killed: it never fills memory).
+async fn bounded_output(
+    child: &mut tokio::process::Child,
+) -> std::io::Result<Option<std::process::Output>> {
+    use tokio::io::AsyncReadExt;
+    async fn read(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> std::io::Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        if let Some(pipe) = pipe {
+            pipe.take(HELPER_OUTPUT + 1).read_to_end(&mut bytes).await?;
+        }
+        Ok(bytes)
+    }
+    let (stdout, stderr) = tokio::try_join!(read(child.stdout.take()), read(child.stderr.take()))?;
+    let limit = usize::try_from(HELPER_OUTPUT).unwrap_or(usize::MAX);
+    if stdout.len() > limit || stderr.len() > limit {
+        let _ = child.kill().await;
+        return Ok(None);
+    }
+    let status = child.wait().await?;
+    Ok(Some(std::process::Output {
+        status,
+        stdout,
+        stderr,
+    }))
+}
+
 /// Runs `docker-credential-NAME get` with the server URL on stdin.
 async fn run_helper(
     name: &str,
@@ -189,10 +239,11 @@ async fn run_helper(
             _ => {}
         }
     }
-    let output = tokio::time::timeout(HELPER_TIMEOUT, child.wait_with_output())
+    let output = tokio::time::timeout(HELPER_TIMEOUT, bounded_output(&mut child))
         .await
         .map_err(|_| fail(format!("no answer within {}s", HELPER_TIMEOUT.as_secs())))?
-        .map_err(|e| fail(format!("waiting: {e}")))?;
+        .map_err(|e| fail(format!("waiting: {e}")))?
+        .ok_or_else(|| fail(format!("printed more than {HELPER_OUTPUT} bytes")))?;
     if !output.status.success() {
         // Read only to recognise the "not found" answer: a failing helper may print the
         // secret it holds, so its output never goes into a message.
@@ -394,5 +445,50 @@ esac"#,
         assert!(DockerConfig::load(Path::new("/nonexistent/config.json"))
             .expect("ok")
             .is_none());
+    }
+
+    #[tokio::test]
+    async fn an_endless_helper_is_cut_off_and_a_helper_is_asked_once_per_server() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fake_helper(
+            dir.path(),
+            "endless",
+            "yes 'a line the helper never stops writing'",
+        );
+        let calls = dir.path().join("calls");
+        fake_helper(
+            dir.path(),
+            "counted",
+            &format!(
+                "echo x >> {}; echo '{{\"Username\":\"u\",\"Secret\":\"s\"}}'",
+                calls.display()
+            ),
+        );
+        let store = store(
+            dir.path(),
+            r#"{"credHelpers": {"endless.example": "endless", "counted.example": "counted"}}"#,
+        );
+        let started = std::time::Instant::now();
+        let error = store
+            .resolve("endless.example", "team/app", Side::Source)
+            .await
+            .expect_err("cut off");
+        assert!(
+            error
+                .to_string()
+                .contains("printed more than 1048576 bytes"),
+            "{error}"
+        );
+        assert!(!error.to_string().contains("never stops"), "{error}");
+        assert!(started.elapsed() < HELPER_TIMEOUT, "not waited out");
+        for repository in ["team/a", "team/b", "team/c"] {
+            let found = store
+                .resolve("counted.example", repository, Side::Source)
+                .await
+                .expect("ok");
+            assert_eq!(basic(found), Some(("u".into(), "s".into())));
+        }
+        let asked = std::fs::read_to_string(&calls).expect("the helper ran");
+        assert_eq!(asked.lines().count(), 1, "asked once for the server");
     }
 }

@@ -189,8 +189,10 @@ async fn each_job_gets_one_action_at_the_cost_the_case_allows() {
         );
         match case.state {
             R::Nothing => Ok(()),
-            R::SourceAsPushed => state.record_push(&state_key(&job), &source_digest, PUSHED),
-            R::OlderAsPushed => state.record_push(&state_key(&job), OLDER, PUSHED),
+            R::SourceAsPushed => {
+                state.record_push(&state_key(&job, case.writes), &source_digest, PUSHED)
+            }
+            R::OlderAsPushed => state.record_push(&state_key(&job, case.writes), OLDER, PUSHED),
         }
         .expect("state saved");
         let source = client();
@@ -269,5 +271,72 @@ async fn a_copy_carries_what_travels() {
             "{writes:?}: what was dropped is said: {:?}",
             source.note()
         );
+    }
+}
+
+/// Nexus leaves `Docker-Content-Digest` out of its HEAD answers: the digest is then read
+/// from the bytes, so a target that serves what was written is still unchanged.
+#[tokio::test]
+async fn a_target_head_without_digest_is_judged_by_its_bytes() {
+    let registry = FakeRegistry::start().await;
+    let image = TestImage::new("linux/amd64", &["app"]);
+    registry.serve_image("team/app", "1", &image).await;
+    let bare = wiremock::ResponseTemplate::new(200)
+        .insert_header("Content-Type", crate::registry::DOCKER_MANIFEST)
+        .set_body_bytes(image.manifest.to_vec());
+    for verb in ["HEAD", "GET"] {
+        wiremock::Mock::given(wiremock::matchers::method(verb))
+            .and(wiremock::matchers::path("/v2/mirror/app/manifests/1"))
+            .respond_with(bare.clone())
+            .mount(registry.server())
+            .await;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = Arc::new(State::load(&dir.path().join("state.json")).0);
+    let job = Job::new(
+        registry.reference("team/app:1"),
+        registry.reference("mirror/app:1"),
+        Vec::new(),
+    );
+    let decider = Decider::new(client(), client(), state, Writes::SourceBytes, false);
+    assert!(
+        matches!(
+            decider.decide(&job).await,
+            Action::Skip(SkipReason::Unchanged)
+        ),
+        "the target serves the source's bytes"
+    );
+}
+
+/// A source with nothing to copy for the selection is remembered: the next run asks its
+/// HEAD only, never its manifest or config again (a pull each on Docker Hub).
+#[tokio::test]
+async fn a_platform_skip_is_remembered_by_source_digest() {
+    let registry = FakeRegistry::start().await;
+    let image = TestImage::new("windows/amd64", &["win"]);
+    registry.serve_image("team/win", "1", &image).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let job = Job::new(
+        registry.reference("team/win:1"),
+        registry.reference("mirror/win:1"),
+        Vec::new(),
+    );
+    for round in ["first", "second"] {
+        let state = Arc::new(State::load(&dir.path().join("state.json")).0);
+        let decider = Decider::new(client(), client(), state, Writes::DaemonPush, false);
+        let before = registry.requests().await.len();
+        let action = decider.decide(&job).await;
+        assert!(
+            matches!(&action, Action::Skip(SkipReason::NoLinuxPlatform(Some(p))) if p.to_string() == "windows/amd64"),
+            "{round}: {action:?}"
+        );
+        let gets = registry.requests().await[before..]
+            .iter()
+            .filter(|r| r.starts_with("GET "))
+            .count();
+        match round {
+            "first" => assert!(gets >= 2, "manifest and config read once"),
+            _ => assert_eq!(gets, 0, "HEADs only"),
+        }
     }
 }

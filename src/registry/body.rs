@@ -40,7 +40,9 @@ impl Repo {
         if let Some(length) = announced.filter(|length| *length > cap) {
             return Err(too_large(length.to_string()));
         }
-        let capacity = usize::try_from(announced.unwrap_or(0)).unwrap_or(0);
+        // What a registry announces is a claim, not an allocation: grow as bytes arrive.
+        const FIRST_ALLOCATION: u64 = 1024 * 1024;
+        let capacity = usize::try_from(announced.unwrap_or(0).min(FIRST_ALLOCATION)).unwrap_or(0);
         let mut body = Vec::with_capacity(capacity);
         loop {
             match response.chunk().await {

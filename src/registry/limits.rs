@@ -6,6 +6,10 @@
 use std::fmt;
 use std::time::Duration;
 
+/// The most of anything at once (`--jobs`, `max_concurrency`): far above what a machine
+/// or a registry takes, well below what would overflow a semaphore.
+pub const MAX_CONCURRENCY: u64 = 1024;
+
 /// What one registry may cost: counts, sizes and waits. A hit fails the image (or the tag
 /// listing) with one line naming the registry and the limit, never a retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -57,7 +57,7 @@ use crate::reference::Reference;
 pub use crate::retry::RetryPolicy;
 pub use blob::BlobStream;
 pub use error::{ErrorKind, OciError, RegistryError};
-pub use limits::{parse_duration, Limit, LimitOverrides, Limits};
+pub use limits::{parse_duration, Limit, LimitOverrides, Limits, MAX_CONCURRENCY};
 pub use manifest::{
     Manifest, ManifestHead, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, MANIFEST_MEDIA_TYPES, OCI_INDEX,
     OCI_MANIFEST,

@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use super::{other, outcome, CopyError, Transport};
 use crate::credentials::Credentials;
-use crate::decide::{state_key, Content, Source};
+use crate::decide::{state_key, Content, Source, Writes};
 use crate::docker::{DockerApi, DockerError, DockerEvent, RegistryAuth};
 use crate::event::{JobEvents, LayerStatus, Outcome};
 use crate::gates::Gates;
@@ -100,7 +100,7 @@ impl<D: DockerApi> DockerTransport<D> {
             }
         };
         self.state
-            .record_push(&state_key(job), &top.digest, &digest)?;
+            .record_push(&state_key(job, Writes::DaemonPush), &top.digest, &digest)?;
         Ok(Outcome::Copied {
             bytes,
             digest,

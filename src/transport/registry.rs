@@ -12,7 +12,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::{other, outcome, CopyError, Transport};
 use crate::cache::BlobCache;
-use crate::decide::{state_key, Content, Source};
+use crate::decide::{state_key, Content, Source, Writes};
 use crate::event::{JobEvents, LayerStatus, Outcome};
 use crate::gates::Gates;
 use crate::manifest::{self, Blob, Child, Parsed};
@@ -94,8 +94,11 @@ impl RegistryTransport {
                 &source.manifest.media_type,
             )
             .await?;
-        self.state
-            .record_push(&state_key(job), &source.manifest.digest, &digest)?;
+        self.state.record_push(
+            &state_key(job, Writes::SourceBytes),
+            &source.manifest.digest,
+            &digest,
+        )?;
         Ok(Outcome::Copied {
             bytes,
             digest,

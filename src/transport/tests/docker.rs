@@ -300,7 +300,10 @@ async fn the_state_records_a_push_only_once_it_succeeded() {
             (_, None) => {}
         }
         let outcome = setup.copy().await;
-        let recorded = setup.state.pushed(&state_key(&setup.job), &source_digest);
+        let recorded = setup.state.pushed(
+            &state_key(&setup.job, crate::decide::Writes::DaemonPush),
+            &source_digest,
+        );
         let case = format!("{kind}, failing {failure:?}");
         match (failure, &outcome) {
             (None, Outcome::Copied { digest, .. }) => {

@@ -282,7 +282,13 @@ async fn a_failed_blob_upload_leaves_the_tag_unwritten() {
                 assert_eq!(put, 0, "arm64 over its missing layer: {writes:#?}");
             }
         }
-        assert_eq!(setup.state.pushed(&state_key(&job), &source_digest), None);
+        assert_eq!(
+            setup.state.pushed(
+                &state_key(&job, crate::decide::Writes::SourceBytes),
+                &source_digest
+            ),
+            None
+        );
     }
 }
 
