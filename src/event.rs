@@ -15,6 +15,10 @@ use crate::platform::Platform;
 /// Index of a job in the plan; stable for one run.
 pub type JobId = usize;
 
+/// The "job" of the work before the jobs: listing tags, reading configs and plans. Its
+/// retries are events too, shown as the planning's.
+pub const PLANNING: JobId = JobId::MAX;
+
 /// Where one layer of one job stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -57,7 +57,7 @@ pub async fn run(
         per_registry: 2,
         ..RunOptions::default()
     };
-    let outcomes = run_reported(&transport, &jobs, &[], &options, &mut reporters).await;
+    let outcomes = run_reported(&transport, &jobs, &[], Vec::new(), &options, &mut reporters).await;
     warn_reporter_failures(&mut reporters);
     Ok(
         if outcomes.iter().any(|o| matches!(o, Outcome::Failed { .. })) {

@@ -22,7 +22,6 @@ use crate::report::{ImagesFormat, ImagesReporter, Reporters};
 use crate::retry::RetryPolicy;
 use crate::rules::Mapping;
 use crate::rules::Stage;
-use crate::run::RunOptions;
 
 /// The line image-syncer prints on stdout when any image failed; scripts grep for it.
 pub const FAILED_LINE: &str = "failed tasks exist";
@@ -47,24 +46,23 @@ pub async fn run(args: &ImageSyncerArgs, out: &mut (dyn Write + Send)) -> Result
     let touched = resolve::touched(&config, Stage::Mirror, &request)?;
     let client = client(Some(&config), &touched, options)?;
     let mut reporters = reporters(args)?;
-    let (jobs, unresolved) = resolve::jobs(&config, Stage::Mirror, &request, &client).await?;
+    let (planned, earlier) =
+        super::planning(resolve::jobs(&config, Stage::Mirror, &request, &client)).await;
+    let (jobs, unresolved) = planned?;
     // image-syncer writes nothing but its log and output files: the state and the blob
     // cache of this run live in a directory removed at the end.
     let scratch = tempfile::tempdir()
         .map_err(|e| CommandError::Failed(format!("cannot create a scratch directory: {e}")))?;
+    // The same bounds as a sync: --proc at once, max_concurrency per target registry.
+    let run_options = super::run_options(args.proc, &jobs, &client);
     let copy = RegistryCopy {
         client,
         state: &scratch.path().join("state.json"),
         force: args.force,
         max_cache,
     };
-    let run_options = RunOptions {
-        jobs: args.proc.max(1),
-        per_registry: args.proc.max(1),
-        ..RunOptions::default()
-    };
     let outcomes = copy
-        .run(&jobs, &unresolved, &run_options, &mut reporters)
+        .run(&jobs, &unresolved, earlier, &run_options, &mut reporters)
         .await;
     super::sync::warn_reporter_failures(&mut reporters);
     drop(reporters);

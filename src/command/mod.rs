@@ -185,6 +185,19 @@ async fn daemon_and_state(
     Ok((engine, Arc::new(state)))
 }
 
+/// Runs `work` (listing tags, reading a plan) as the planning before the jobs: its retries
+/// become `Retrying` events of [`crate::event::PLANNING`], returned for the reporters.
+async fn planning<F: std::future::Future>(work: F) -> (F::Output, Vec<crate::event::Event>) {
+    let (events, mut receiver) = crate::event::channel();
+    let output = crate::event::scope(events.job(crate::event::PLANNING), work).await;
+    drop(events);
+    let mut seen = Vec::new();
+    while let Ok(event) = receiver.try_recv() {
+        seen.push(event);
+    }
+    (output, seen)
+}
+
 /// `jobs` at once, and per target registry no more than its `max_concurrency` (auth.yaml
 /// `limits:`): the same limits for deciding (`plan`) and copying (`sync`).
 fn run_options(jobs: usize, planned: &[crate::plan::Job], client: &RegistryClient) -> RunOptions {

@@ -56,7 +56,8 @@ pub async fn run(
         true => Reporters::default(),
         false => reporters(args.report.as_deref())?,
     };
-    let (jobs, unresolved, client) = jobs(config, args).await?;
+    let (planned, earlier) = super::planning(jobs(config, args)).await;
+    let (jobs, unresolved, client) = planned?;
     if let Some(job) = jobs.iter().find(|j| j.all_platforms) {
         if transport == TransportArg::Docker {
             return Err(CommandError::Usage(format!(
@@ -80,7 +81,8 @@ pub async fn run(
                 force: args.force,
                 max_cache,
             };
-            copy.run(&jobs, &unresolved, &options, &mut reporters).await
+            copy.run(&jobs, &unresolved, earlier, &options, &mut reporters)
+                .await
         }
         TransportArg::Docker => {
             let (engine, state) = daemon_and_state(&args.copying.state, &client, &jobs).await?;
@@ -93,7 +95,8 @@ pub async fn run(
             );
             let copier = DockerTransport::new(engine.clone(), client, target, state.clone());
             let work = Mirror::new(&decider, &copier);
-            let outcomes = run_reported(&work, &jobs, &unresolved, &options, &mut reporters).await;
+            let outcomes =
+                run_reported(&work, &jobs, &unresolved, earlier, &options, &mut reporters).await;
             match cache::prune_images(&engine, &state, max_cache).await {
                 Ok(freed) if freed > 0 => tracing::info!("layer cache: freed {freed} bytes"),
                 Ok(_) => {}
@@ -127,6 +130,7 @@ impl RegistryCopy<'_> {
         self,
         jobs: &[Job],
         unresolved: &[Unresolved],
+        earlier: Vec<Event>,
         options: &RunOptions,
         reporters: &mut Reporters,
     ) -> Vec<Outcome> {
@@ -143,7 +147,7 @@ impl RegistryCopy<'_> {
         let blobs = BlobCache::new(&blob_dir(self.state));
         let copier = RegistryTransport::new(self.client, target, blobs.clone(), state, self.force);
         let work = Mirror::new(&decider, &copier);
-        let outcomes = run_reported(&work, jobs, unresolved, options, reporters).await;
+        let outcomes = run_reported(&work, jobs, unresolved, earlier, options, reporters).await;
         match blobs.prune(self.max_cache) {
             Ok(freed) if freed > 0 => tracing::info!("blob cache: freed {freed} bytes"),
             Ok(_) => {}
@@ -159,11 +163,15 @@ pub(super) async fn run_reported<W: Worker>(
     worker: &W,
     jobs: &[Job],
     unresolved: &[Unresolved],
+    earlier: Vec<Event>,
     options: &RunOptions,
     reporters: &mut Reporters,
 ) -> Vec<Outcome> {
     let started = Instant::now();
     let (events, receiver) = event::channel();
+    for event in earlier {
+        events.send(event);
+    }
     let planned = jobs
         .iter()
         .map(|j| (j.source.to_string(), j.target.to_string()))

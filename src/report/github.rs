@@ -38,7 +38,7 @@ impl<W: Write + Send, S: Write + Send> Reporter for GithubReporter<W, S> {
                 )
             }
             Event::Retrying { job, cause, .. } => {
-                let source = tally.job(*job).map_or("", |r| r.source.as_str());
+                let source = tally.subject(*job);
                 writeln!(
                     self.out,
                     "::warning title={}::{}",

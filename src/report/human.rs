@@ -127,7 +127,7 @@ impl<W: Write + Send> Reporter for HumanReporter<W> {
                 wait,
                 cause,
             } => {
-                let source = tally.job(*job).map_or("", |r| r.source.as_str());
+                let source = tally.subject(*job);
                 self.line(&format!(
                     "retry   {source} (attempt {attempt} in {}): {cause}",
                     seconds(*wait)

@@ -17,6 +17,8 @@ struct Document<'a> {
     elapsed_seconds: f64,
     totals: Totals,
     jobs: Vec<&'a super::JobRecord>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    planning_retries: &'a [super::RetryRecord],
 }
 
 impl<W: Write + Send> JsonReporter<W> {
@@ -36,6 +38,7 @@ impl<W: Write + Send> Reporter for JsonReporter<W> {
             elapsed_seconds: tally.elapsed().as_secs_f64(),
             totals: tally.totals(),
             jobs: tally.jobs().collect(),
+            planning_retries: tally.planning_retries(),
         };
         serde_json::to_writer_pretty(&mut self.out, &document)?;
         writeln!(self.out)?;

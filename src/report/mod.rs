@@ -42,6 +42,20 @@ pub struct JobRecord {
     pub outcome: Option<Outcome>,
     /// Seconds it took.
     pub seconds: f64,
+    /// The retries it needed, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retries: Vec<RetryRecord>,
+}
+
+/// One retry of a job (or of the planning before the jobs).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RetryRecord {
+    /// The attempt that came next (2 = the first retry).
+    pub attempt: u32,
+    /// Seconds waited before it.
+    pub wait_seconds: f64,
+    /// What failed, one line.
+    pub cause: String,
 }
 
 /// Totals over a run, derived from the events.
@@ -61,6 +75,7 @@ pub struct Totals {
 #[derive(Debug, Clone, Default)]
 pub struct Tally {
     jobs: BTreeMap<JobId, JobRecord>,
+    planning: Vec<RetryRecord>,
     planned: Option<usize>,
     elapsed: Duration,
 }
@@ -81,6 +96,7 @@ impl Tally {
                         target: target.clone(),
                         outcome: None,
                         seconds: 0.0,
+                        retries: Vec::new(),
                     },
                 );
             }
@@ -95,7 +111,23 @@ impl Tally {
                 }
             }
             Event::Planned { jobs } => self.planned = Some(jobs.len()),
-            Event::Layer { .. } | Event::Retrying { .. } | Event::Log { .. } => {}
+            Event::Retrying {
+                job,
+                attempt,
+                wait,
+                cause,
+            } => {
+                let retry = RetryRecord {
+                    attempt: *attempt,
+                    wait_seconds: wait.as_secs_f64(),
+                    cause: cause.clone(),
+                };
+                match self.jobs.get_mut(job) {
+                    Some(record) => record.retries.push(retry),
+                    None => self.planning.push(retry),
+                }
+            }
+            Event::Layer { .. } | Event::Log { .. } => {}
         }
     }
 
@@ -112,6 +144,19 @@ impl Tally {
     /// How many jobs the run announced (`None` before, or when it announced none).
     pub fn planned(&self) -> Option<usize> {
         self.planned
+    }
+
+    /// What a job's events are about, for people: its source, or `planning` for the work
+    /// before the jobs.
+    pub fn subject(&self, job: JobId) -> &str {
+        self.jobs
+            .get(&job)
+            .map_or("planning", |r| r.source.as_str())
+    }
+
+    /// The retries of the planning before the jobs (tag listings, pings).
+    pub fn planning_retries(&self) -> &[RetryRecord] {
+        &self.planning
     }
 
     /// The job with this id, if it started.

@@ -82,6 +82,20 @@ impl<W: Write + Send> Reporter for TeamcityReporter<W> {
                 }
                 Ok(())
             }
+            Event::Retrying {
+                job,
+                attempt,
+                wait,
+                cause,
+            } => writeln!(
+                self.out,
+                "##teamcity[message text='{}' status='WARNING']",
+                escape(&format!(
+                    "ferry retry: {} (attempt {attempt} in {:.1}s): {cause}",
+                    tally.subject(*job),
+                    wait.as_secs_f64()
+                ))
+            ),
             Event::Started { source, target, .. } => writeln!(
                 self.out,
                 "##teamcity[progressMessage '{}']",

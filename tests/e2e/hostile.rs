@@ -290,3 +290,41 @@ async fn a_failing_credential_helper_never_shows_what_it_printed() {
         );
     }
 }
+
+/// A retry while the plan lists tags is an event like any other: the human line, the JSON
+/// report and TeamCity say so.
+#[tokio::test]
+async fn a_retry_while_listing_tags_reaches_every_output() {
+    let source = HostileRegistry::start(Hostility::FlakyTagList);
+    let target = Registry::anonymous();
+    let dir = config(&source.host(), &target, "", true);
+    let out = ferry(
+        dir.path(),
+        &["sync", "--transport", "registry", "--report", "report.json"],
+        &[("TEAMCITY_VERSION", "2024.1")],
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert_eq!(source.hits("/tags/list"), 2, "listed again after the 503");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("retry   planning (attempt 2")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("##teamcity[message text='ferry retry: planning (attempt 2"),
+        "{stdout}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).expect("report"))
+            .expect("JSON");
+    let retries = report["planning_retries"]
+        .as_array()
+        .expect("planning retries");
+    assert_eq!(retries.len(), 1, "{report}");
+    assert!(
+        retries[0]["cause"].as_str().unwrap_or("").contains("503"),
+        "{report}"
+    );
+}

@@ -30,6 +30,8 @@ pub enum Hostility {
     StalledBlob,
     /// Accepts connections and never answers (not even to a TLS handshake).
     Silent,
+    /// A well-behaved registry whose first tag listing answers 503 (then lists `1`).
+    FlakyTagList,
 }
 
 /// A running hostile registry; see the module docs.
@@ -183,6 +185,11 @@ impl Shared {
             return answer(&mut stream, &[], b"{}", head_only);
         }
         if path.contains("/tags/list") {
+            if self.hostility == Hostility::FlakyTagList
+                && self.page.fetch_add(1, Ordering::SeqCst) == 0
+            {
+                return status(&mut stream, "503 Service Unavailable");
+            }
             let Hostility::EndlessTagPages(per_page) = self.hostility else {
                 return answer(&mut stream, &[], br#"{"tags":["1"]}"#, head_only);
             };
