@@ -283,8 +283,30 @@ pub fn finish(mut jobs: Vec<Job>) -> Vec<Job> {
 }
 
 /// Reads the jobs of `ferry plan --json` output.
+/// Reads the jobs of `ferry plan --json` output, with the checks a configuration gets:
+/// at least one job, Linux platforms only, and no two jobs writing one target.
 pub fn from_json(text: &str) -> Result<Vec<Job>, String> {
-    serde_json::from_str(text).map_err(|e| format!("not a ferry plan: {e}"))
+    let jobs: Vec<Job> =
+        serde_json::from_str(text).map_err(|e| format!("not a ferry plan: {e}"))?;
+    if jobs.is_empty() {
+        return Err("a plan of no jobs: nothing to do".to_owned());
+    }
+    let mut targets = BTreeSet::new();
+    for (i, job) in jobs.iter().enumerate() {
+        if let Some(p) = job.platforms.iter().find(|p| !p.is_linux()) {
+            return Err(format!(
+                "job {i} ({}): only linux platforms can be copied, not {p}",
+                job.source
+            ));
+        }
+        if !targets.insert(job.target.to_string()) {
+            return Err(format!(
+                "job {i}: {} is the target of an earlier job too",
+                job.target
+            ));
+        }
+    }
+    Ok(jobs)
 }
 
 /// A command-line image: its images.yaml entry restricted to the given tags, or a new

@@ -32,12 +32,24 @@ pub async fn run(
     if request.images.is_empty() {
         super::require_images(config, stage)?;
     }
+    if !args.offline && args.copying.transport == crate::cli::TransportArg::Docker {
+        // What sync would refuse, plan refuses too.
+        super::sync::docker_carries_linux_only(config, &args.selection)?;
+    }
     if args.offline {
         return offline(config, stage, &request, args.json, out);
     }
     let touched = resolve::touched(config, stage, &request)?;
     let client = client(Some(config), &touched, ClientOptions::default())?;
     let (jobs, unresolved) = resolve::jobs(config, stage, &request, &client).await?;
+    if args.copying.transport == crate::cli::TransportArg::Docker {
+        if let Some(job) = jobs.iter().find(|j| j.all_platforms) {
+            return Err(CommandError::Usage(format!(
+                "{}: every platform needs --transport registry: the daemon pulls Linux images only",
+                job.source
+            )));
+        }
+    }
     if args.json {
         serde_json::to_writer_pretty(&mut *out, &jobs).map_err(|e| io(e.into()))?;
         writeln!(out).map_err(io)?;

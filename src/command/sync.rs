@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::plan::{print_decisions, request};
 use super::{client, daemon_and_state, resolve, CommandError, EXIT_FAILED, EXIT_OK};
 use crate::cache::{self, BlobCache};
-use crate::cli::{SyncArgs, TransportArg};
+use crate::cli::{Selection, SyncArgs, TransportArg};
 use crate::credentials::Side;
 use crate::decide::{Decider, Writes};
 use crate::event::{self, Event, Outcome, PlannedJob};
@@ -43,8 +43,10 @@ pub async fn run(
         super::require_images(config, args.selection.stage)?;
     }
     let transport = args.copying.transport;
-    if transport == TransportArg::Docker {
-        docker_carries_linux_only(config, args)?;
+    if args.plan.is_some() {
+        plan_runs_as_written(&args.selection)?;
+    } else if transport == TransportArg::Docker {
+        docker_carries_linux_only(config, &args.selection)?;
     }
     if !args.dry_run {
         State::check_writable(&args.copying.state)
@@ -223,15 +225,16 @@ pub(super) fn load_state(path: &Path) -> State {
 
 /// `--all-platforms` and `platforms: all` copy Windows entries too, which a Linux daemon
 /// cannot pull: with the docker transport they are a usage error before anything runs.
-fn docker_carries_linux_only(config: &Mapping, args: &SyncArgs) -> Result<(), CommandError> {
+pub(super) fn docker_carries_linux_only(
+    config: &Mapping,
+    selection: &Selection,
+) -> Result<(), CommandError> {
     let why = "needs --transport registry: the daemon pulls Linux images only";
-    if args.selection.all_platforms {
+    if selection.all_platforms {
         return Err(CommandError::Usage(format!("--all-platforms {why}")));
     }
     // `--platform` replaces every entry's own platforms.
-    let entries_count = args.plan.is_none()
-        && args.selection.images.is_empty()
-        && args.selection.platform.is_empty();
+    let entries_count = selection.images.is_empty() && selection.platform.is_empty();
     if entries_count {
         if let Some(entry) = config.images().iter().find(|e| e.all_platforms) {
             return Err(CommandError::Usage(format!(
@@ -242,6 +245,23 @@ fn docker_carries_linux_only(config: &Mapping, args: &SyncArgs) -> Result<(), Co
         }
     }
     Ok(())
+}
+
+/// `--plan FILE` runs the plan as it was written: selection flags would be silently
+/// ignored, so they are a usage error.
+fn plan_runs_as_written(selection: &Selection) -> Result<(), CommandError> {
+    let given = [
+        (!selection.images.is_empty(), "IMAGE"),
+        (!selection.platform.is_empty(), "--platform"),
+        (selection.all_platforms, "--all-platforms"),
+        (selection.shard.is_some(), "--shard"),
+    ];
+    match given.iter().find(|(set, _)| *set) {
+        Some((_, flag)) => Err(CommandError::Usage(format!(
+            "{flag} does not apply to --plan FILE: the plan runs as written (select when planning)"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// The jobs of the stage, or of `--plan FILE`, and a client knowing their registries.

@@ -265,3 +265,31 @@ fn a_stage_without_rules_is_a_config_error_before_any_work() {
         "command line: no mirror stage is configured (rules.yaml: preset or stages.mirror) (docker.io/library/busybox)"
     );
 }
+
+#[test]
+fn a_plan_file_gets_the_checks_of_a_configuration() {
+    let job = |source: &str, target: &str, platforms: &str| {
+        format!(r#"{{"source":"{source}","target":"{target}","platforms":[{platforms}]}}"#)
+    };
+    let ok = format!("[{}]", job("a.io/x:1", "b.io/x:1", r#""linux/arm64""#));
+    assert_eq!(from_json(&ok).expect("valid").len(), 1);
+    for (text, says) in [
+        ("[]".to_owned(), "no jobs"),
+        (
+            format!("[{}]", job("a.io/x:1", "b.io/x:1", r#""windows/amd64""#)),
+            "only linux platforms",
+        ),
+        (
+            format!(
+                "[{},{}]",
+                job("a.io/x:1", "b.io/x:1", ""),
+                job("a.io/y:1", "b.io/x:1", "")
+            ),
+            "b.io/x:1 is the target of an earlier job too",
+        ),
+        ("{".to_owned(), "not a ferry plan"),
+    ] {
+        let error = from_json(&text).expect_err(&text);
+        assert!(error.contains(says), "{text}: {error}");
+    }
+}

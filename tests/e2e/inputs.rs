@@ -252,3 +252,29 @@ async fn closed_output_still_finishes_every_job_and_the_report_and_exits_by_imag
             .is_some());
     }
 }
+
+#[test]
+fn a_plan_file_runs_as_written_and_plan_refuses_what_sync_refuses() {
+    let dir = project(&[("config/images.yaml", "r.io/team/x:1: s.io/mirror/x\n")]);
+    std::fs::write(
+        dir.path().join("p.json"),
+        r#"[{"source":"r.io/team/x:1","target":"s.io/mirror/x:1"}]"#,
+    )
+    .expect("plan file");
+    for flags in [
+        vec!["--platform", "linux/arm64"],
+        vec!["--shard", "1/2"],
+        vec!["--all-platforms", "--transport", "registry"],
+        vec!["r.io/team/x:1"],
+    ] {
+        let mut args = vec!["sync", "--dry-run", "--plan", "p.json"];
+        args.extend(&flags);
+        let out = ferry(dir.path(), &args, &[]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {stderr}");
+        assert!(stderr.contains("does not apply to --plan FILE"), "{stderr}");
+    }
+    let out = ferry(dir.path(), &["plan", "--all-platforms"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--transport registry"));
+}
