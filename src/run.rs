@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use futures::{FutureExt, StreamExt};
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 use crate::event::{self, Event, JobEvents, Outcome};
 use crate::plan::Job;
@@ -54,7 +55,29 @@ pub async fn run<W: Worker>(
     options: &RunOptions,
     events: &event::Sender,
 ) -> Vec<Outcome> {
+    run_until(worker, jobs, options, events, &CancellationToken::new()).await
+}
+
+/// [`run`] until `stop` is cancelled (SIGTERM, Ctrl-C): then every running job ends as
+/// failed ("interrupted") with its events, and no other job starts. A copy moves its tag
+/// last, so an interrupted job leaves no half-written tag; the reporters still finish.
+pub async fn run_until<W: Worker>(
+    worker: &W,
+    jobs: &[Job],
+    options: &RunOptions,
+    events: &event::Sender,
+    stop: &CancellationToken,
+) -> Vec<Outcome> {
     map(jobs, options, |id, job| async move {
+        let interrupted = |what: &str| Outcome::Failed {
+            error: format!(
+                "{} -> {}: {what}: the run was interrupted",
+                job.source, job.target
+            ),
+        };
+        if stop.is_cancelled() {
+            return interrupted("not started");
+        }
         let job_events = events.job(id);
         let begun = Instant::now();
         job_events.send(Event::Started {
@@ -64,17 +87,18 @@ pub async fn run<W: Worker>(
         });
         // A bug in one job (a panic) fails that job; the others go on.
         let work = event::scope(job_events.clone(), worker.work(job, &job_events));
-        let outcome = AssertUnwindSafe(work)
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|panic| Outcome::Failed {
+        let work = AssertUnwindSafe(work).catch_unwind();
+        let outcome = tokio::select! {
+            finished = work => finished.unwrap_or_else(|panic| Outcome::Failed {
                 error: format!(
                     "{} -> {}: internal error: {}",
                     job.source,
                     job.target,
                     panic_message(panic.as_ref())
                 ),
-            });
+            }),
+            () = stop.cancelled() => interrupted("stopped"),
+        };
         job_events.send(Event::Finished {
             job: id,
             outcome: outcome.clone(),

@@ -23,11 +23,12 @@ use crate::report::{
     GithubReporter, HumanReporter, JsonReporter, Reporter, Reporters, TeamcityReporter, UNLISTED,
 };
 use crate::rules::Mapping;
-use crate::run::{run as run_jobs, RunOptions, Worker};
+use crate::run::{run_until, RunOptions, Worker};
 use crate::state::State;
 use crate::transport::docker::DockerTransport;
 use crate::transport::registry::RegistryTransport;
 use crate::transport::Mirror;
+use tokio_util::sync::CancellationToken;
 
 /// Budget of the daemon layer cache unless `FERRY_CACHE_MAX_SIZE` says otherwise.
 pub const DEFAULT_CACHE_MAX_SIZE: &str = "20GiB";
@@ -186,13 +187,37 @@ pub(super) async fn run_reported<W: Worker>(
         .collect();
     events.send(Event::Planned { jobs: planned });
     report_unresolved(&events, jobs.len(), unresolved);
+    // SIGTERM (a CI cancel or timeout) or Ctrl-C: running jobs end as interrupted, none
+    // starts, and every output still gets its summary (TeamCity's tests, the report).
+    let stop = CancellationToken::new();
+    let listener = tokio::spawn(cancel_on_signal(stop.clone()));
     let run = async {
-        let outcomes = run_jobs(worker, jobs, options, &events).await;
+        let outcomes = run_until(worker, jobs, options, &events, &stop).await;
         drop(events);
         outcomes
     };
     let (outcomes, _) = tokio::join!(run, reporters.consume(receiver, started));
+    listener.abort();
+    if stop.is_cancelled() {
+        eprintln!("ferry: interrupted: the jobs that had not finished are failed");
+    }
     outcomes
+}
+
+/// Cancels `stop` at the first SIGTERM or SIGINT.
+async fn cancel_on_signal(stop: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    stop.cancel();
 }
 
 /// One stderr line per reporter whose output failed, except a stdout that was closed on

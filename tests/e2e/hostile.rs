@@ -328,3 +328,49 @@ async fn a_retry_while_listing_tags_reaches_every_output() {
         "{report}"
     );
 }
+
+/// A CI cancel (SIGTERM) mid-copy: the job ends as interrupted, and the report and
+/// TeamCity's test results are still written, at once.
+#[test]
+fn sigterm_mid_run_still_writes_every_output() {
+    let source = HostileRegistry::start(Hostility::StalledBlob);
+    let target = Registry::anonymous();
+    let dir = config(&source.host(), &target, ":1", true);
+    let child = crate::harness::ferry_command(
+        dir.path(),
+        &["sync", "--transport", "registry", "--report", "report.json"],
+        &[("TEAMCITY_VERSION", "2024.1")],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("ferry starts");
+    // Wait until the layer download stalls, then cancel as a CI server does.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while source.hits("/blobs/sha256:") < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = child.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let stopped = Instant::now();
+    let out = child.wait_with_output().expect("ferry ends");
+    assert!(stopped.elapsed() < Duration::from_secs(10), "ends at once");
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("##teamcity[testFailed name=") && stdout.contains("interrupted"),
+        "{stdout}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).expect("report"))
+            .expect("JSON");
+    assert_eq!(report["totals"]["failed"], 1, "{report}");
+    assert!(report["jobs"][0]["error"]
+        .as_str()
+        .unwrap_or("")
+        .contains("interrupted"));
+}
