@@ -73,6 +73,18 @@ pub struct PlannedJob {
     pub source: String,
     /// Target reference, canonical form.
     pub target: String,
+    /// For an entry whose tags could not be listed: the entry as written (so an output
+    /// can name it again for a retry); `None` for a job.
+    pub unlisted: Option<UnlistedEntry>,
+}
+
+/// An entry whose tags could not be listed, as an images.yaml entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnlistedEntry {
+    /// Its key (`repo`, `repo:/regex/`, `repo:t1,t2`).
+    pub key: String,
+    /// Its destinations (repositories).
+    pub destinations: Vec<String>,
 }
 
 /// One thing that happened during a run.

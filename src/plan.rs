@@ -128,6 +128,10 @@ impl Route {
 pub struct Unresolved {
     /// The repository whose tags were asked for.
     pub source: Reference,
+    /// The entry as an images.yaml key (`repo:/regex/`, `repo`): what a retry asks for.
+    pub key: String,
+    /// Where the entry's images go (repositories), for a retry of it.
+    pub destinations: Vec<String>,
     /// Why, in one line.
     pub error: String,
 }

@@ -86,6 +86,16 @@ pub async fn jobs(
             Ok(planned) => jobs.extend(planned),
             Err(error) => unresolved.push(Unresolved {
                 source: route.from.clone(),
+                key: format!("{}{}", route.from, route.entry.selection.key_suffix()),
+                destinations: route
+                    .targets(config, &route.entry.source, stage)
+                    .map(|targets| {
+                        targets
+                            .iter()
+                            .map(|t| t.without_tag().to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
                 error,
             }),
         }

@@ -15,7 +15,7 @@ use crate::cache::{self, BlobCache};
 use crate::cli::{Selection, SyncArgs, TransportArg};
 use crate::credentials::Side;
 use crate::decide::{Decider, Writes};
-use crate::event::{self, Event, Outcome, PlannedJob};
+use crate::event::{self, Event, Outcome, PlannedJob, UnlistedEntry};
 use crate::local_file;
 use crate::plan::{self, Job, Unresolved};
 use crate::registry::{ClientOptions, RegistryClient};
@@ -177,13 +177,19 @@ pub(super) async fn run_reported<W: Worker>(
     }
     let planned = jobs
         .iter()
-        .map(|j| (j.source.to_string(), j.target.to_string()))
-        .chain(
-            unresolved
-                .iter()
-                .map(|u| (u.source.to_string(), UNLISTED.to_owned())),
-        )
-        .map(|(source, target)| PlannedJob { source, target })
+        .map(|j| PlannedJob {
+            source: j.source.to_string(),
+            target: j.target.to_string(),
+            unlisted: None,
+        })
+        .chain(unresolved.iter().map(|u| PlannedJob {
+            source: u.source.to_string(),
+            target: UNLISTED.to_owned(),
+            unlisted: Some(UnlistedEntry {
+                key: u.key.clone(),
+                destinations: u.destinations.clone(),
+            }),
+        }))
         .collect();
     events.send(Event::Planned { jobs: planned });
     report_unresolved(&events, jobs.len(), unresolved);

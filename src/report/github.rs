@@ -163,9 +163,12 @@ fn more(summary: &mut impl Write, all: usize, listed: usize) -> io::Result<()> {
 
 /// Escaping of a workflow command's message.
 pub fn escape_data(text: &str) -> String {
-    text.replace('%', "%25")
-        .replace('\r', "%0D")
-        .replace('\n', "%0A")
+    super::printable(
+        &text
+            .replace('%', "%25")
+            .replace('\r', "%0D")
+            .replace('\n', "%0A"),
+    )
 }
 
 /// Escaping of a workflow command's property value.

@@ -58,6 +58,7 @@ impl<W: Write + Send> HumanReporter<W> {
     }
 
     fn line(&mut self, text: &str) -> io::Result<()> {
+        let text = super::printable(text);
         match &self.bars {
             Some(bars) => bars.multi.suspend(|| writeln!(self.out, "{text}")),
             None => writeln!(self.out, "{text}"),

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use super::{Reporter, Tally};
-use crate::event::{Event, Outcome};
+use crate::event::{Event, Outcome, UnlistedEntry};
 
 /// The target of a job whose tags could not be listed (no concrete image).
 pub const UNLISTED: &str = "(tags not listed)";
@@ -28,6 +28,8 @@ pub struct ImagesReporter<S: Write + Send, F: Write + Send> {
     success: Option<S>,
     failed: Option<F>,
     format: ImagesFormat,
+    /// Entries whose tags could not be listed, by source repository, as written.
+    unlisted: BTreeMap<String, UnlistedEntry>,
 }
 
 impl<S: Write + Send, F: Write + Send> ImagesReporter<S, F> {
@@ -37,6 +39,7 @@ impl<S: Write + Send, F: Write + Send> ImagesReporter<S, F> {
             success,
             failed,
             format,
+            unlisted: BTreeMap::new(),
         }
     }
 }
@@ -45,7 +48,14 @@ impl<S: Write + Send, F: Write + Send> ImagesReporter<S, F> {
 type Images = BTreeMap<String, Vec<(String, Option<String>)>>;
 
 impl<S: Write + Send, F: Write + Send> Reporter for ImagesReporter<S, F> {
-    fn event(&mut self, _: &Event, _: &Tally) -> io::Result<()> {
+    fn event(&mut self, event: &Event, _: &Tally) -> io::Result<()> {
+        if let Event::Planned { jobs } = event {
+            for job in jobs {
+                if let Some(entry) = &job.unlisted {
+                    self.unlisted.insert(job.source.clone(), entry.clone());
+                }
+            }
+        }
         Ok(())
     }
 
@@ -56,8 +66,17 @@ impl<S: Write + Send, F: Write + Send> Reporter for ImagesReporter<S, F> {
         for record in tally.jobs() {
             let (map, cause) = match &record.outcome {
                 Some(Outcome::Copied { .. }) => (&mut copied, None),
+                // The entry as written, so the failed file retries exactly it.
                 Some(Outcome::Failed { error }) if record.target == UNLISTED => {
-                    unlisted.push(error.clone());
+                    match self.unlisted.get(&record.source) {
+                        Some(entry) if !entry.destinations.is_empty() => {
+                            let destinations = failed.entry(entry.key.clone()).or_default();
+                            for destination in &entry.destinations {
+                                destinations.push((destination.clone(), Some(error.clone())));
+                            }
+                        }
+                        _ => unlisted.push(error.clone()),
+                    }
                     continue;
                 }
                 Some(Outcome::Failed { error }) => (&mut failed, Some(error.clone())),
@@ -164,5 +183,54 @@ mod tests {
             failed,
             "{\"docker.io/library/busybox:1\":[\"mirror.local/busybox:1\"]}\n"
         );
+    }
+
+    /// An entry whose tags could not be listed is written as it was, with its cause: the
+    /// failed file retries it as well.
+    #[test]
+    fn an_unlisted_entry_is_written_as_the_entry_it_was() {
+        use crate::event::PlannedJob;
+        use std::time::Duration;
+        let source = "down.io/library/down";
+        let events = [
+            Event::Planned {
+                jobs: vec![PlannedJob {
+                    source: source.to_owned(),
+                    target: UNLISTED.to_owned(),
+                    unlisted: Some(UnlistedEntry {
+                        key: format!("{source}:/^1\\./"),
+                        destinations: vec!["mirror.local/down".to_owned()],
+                    }),
+                }],
+            },
+            Event::Started {
+                job: 0,
+                source: source.to_owned(),
+                target: UNLISTED.to_owned(),
+            },
+            Event::Finished {
+                job: 0,
+                outcome: Outcome::Failed {
+                    error: format!("{source}: list tags: HTTP 503"),
+                },
+                elapsed: Duration::ZERO,
+            },
+        ];
+        for format in [ImagesFormat::Yaml, ImagesFormat::Json] {
+            let mut failed = Vec::new();
+            let mut reporter = ImagesReporter::new(None::<Vec<u8>>, Some(&mut failed), format);
+            let mut tally = Tally::default();
+            for event in &events {
+                tally.apply(event);
+                reporter.event(event, &tally).expect("event");
+            }
+            reporter.finish(&tally).expect("finish");
+            let text = String::from_utf8(failed).expect("utf-8");
+            assert!(
+                text.contains("down.io/library/down:/^1"),
+                "{format:?}: {text}"
+            );
+            assert!(text.contains("mirror.local/down"), "{format:?}: {text}");
+        }
     }
 }

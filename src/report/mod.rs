@@ -307,6 +307,20 @@ impl Reporter for EventLog {
     }
 }
 
+/// `text` safe to print on one line: control characters a registry may send in an error
+/// (ESC sequences, C1, line separators) become `\u{…}` escapes, so no output can be
+/// repainted, split or forged by what a registry said.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
+                format!("\\u{{{:x}}}", u32::from(c))
+            }
+            c => c.to_string(),
+        })
+        .collect()
+}
+
 /// Bytes in a short human unit: `512 B`, `1.5 KiB`, `176.0 MiB`.
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

@@ -132,6 +132,7 @@ mod tests {
         let mut overall = Overall::default();
         let planned = (0..5)
             .map(|i| PlannedJob {
+                unlisted: None,
                 source: format!("s{i}"),
                 target: format!("t{i}"),
             })

@@ -169,6 +169,17 @@ pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
+            // TeamCity's escape takes four hex digits: a character beyond them is written
+            // as its UTF-16 pair.
+            c if u32::from(c) > 0xffff => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    out.push_str(&format!("|0x{unit:04x}"));
+                }
+            }
+            c if c.is_control() && c != '\n' && c != '\r' => {
+                out.push_str(&format!("|0x{:04x}", u32::from(c)));
+            }
             '|' => out.push_str("||"),
             '\'' => out.push_str("|'"),
             '[' => out.push_str("|["),
@@ -191,6 +202,12 @@ mod tests {
     fn escaping_follows_teamcity_rules() {
         assert_eq!(escape("a|b'c[d]e\nf\rg"), "a||b|'c|[d|]e|nf|rg");
         assert_eq!(escape("镜像"), "|0x955c|0x50cf");
+        assert_eq!(escape("😀"), "|0xd83d|0xde00", "four hex digits each");
+        assert_eq!(
+            escape("\u{1b}[31m"),
+            "|0x001b|[31m",
+            "no raw escape sequence"
+        );
     }
 
     #[test]

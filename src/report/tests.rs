@@ -63,6 +63,7 @@ pub(crate) fn large_events() -> Vec<Event> {
     let target = |i: usize| format!("mirror.local/img{:02}:1.{}", i / 10, i % 10);
     let planned = (0..JOBS)
         .map(|i| PlannedJob {
+            unlisted: None,
             source: source(i),
             target: target(i),
         })
@@ -183,4 +184,14 @@ fn human_bytes_units() {
     assert_eq!(human_bytes(1023), "1023 B");
     assert_eq!(human_bytes(1536), "1.5 KiB");
     assert_eq!(human_bytes(176 * 1024 * 1024), "176.0 MiB");
+}
+
+#[test]
+fn printable_text_has_no_control_characters() {
+    assert_eq!(printable("a\u{1b}[31mred"), "a\\u{1b}[31mred");
+    assert_eq!(
+        printable("x\ny\u{85}z\u{2028}"),
+        "x\\u{a}y\\u{85}z\\u{2028}"
+    );
+    assert_eq!(printable("镜像 😀 ok"), "镜像 😀 ok");
 }

@@ -97,7 +97,13 @@ fn inputs_become_one_ferry_command_line() {
             "sync -c config --stage private --transport registry --shard 2/3 --report r.json --jobs 8",
         ),
         (&[], "sync -c config"),
+        (
+            &[("images_file", "i.yaml"), ("arch", "amd64*"), ("args", "--log *.txt")],
+            "image-syncer --images=i.yaml --arch=amd64* --log *.txt",
+        ),
     ];
+    // A file a glob would match: inputs are words, never globs.
+    std::fs::write(dir.path().join("amd64-evil.txt"), "").expect("write");
     for (inputs, expected) in cases {
         let out = command(dir.path(), &echo, inputs, &[]);
         assert!(out.status.success(), "{inputs:?}: {}", text(&out.stderr));
