@@ -158,7 +158,7 @@ fn cases() -> Vec<Case> {
         (
             Box::new(none),
             vec!["sync", "--jobs", "0"],
-            "--jobs <JOBS>': must be a whole number of at least 1",
+            "--jobs <JOBS>': must be a whole number from 1 to 1024",
         ),
         (
             Box::new(none),
