@@ -15,7 +15,7 @@ use crate::event::SkipReason;
 use crate::manifest::{self, sha256_digest, Child, ImageParts, Parsed};
 use crate::plan::Job;
 use crate::platform::Platform;
-use crate::registry::{Manifest, RegistryClient};
+use crate::registry::{Manifest, PullBudget, RegistryClient};
 use crate::state::{SkipRecord, State};
 
 #[cfg(test)]
@@ -179,6 +179,9 @@ impl Decider {
     /// The action for `job`. A no-op costs two HEADs (target, then source): the target
     /// serves the source's digest or the digest the state file recorded for it, or the
     /// state file remembers that this source digest has nothing to copy for the selection.
+    /// An immutable tag the target has costs one HEAD on the target and nothing on the
+    /// source. Before the source's manifest GET (a pull on Docker Hub), a source registry
+    /// whose announced budget is below its `rate_floor` defers the job (a failed line).
     pub async fn decide(&self, job: &Job) -> Action {
         let key = state_key(job, self.writes);
         let mut why = CopyReason::New;
@@ -187,6 +190,8 @@ impl Decider {
             why = CopyReason::Forced;
         } else {
             match self.target.head_manifest(&job.target).await {
+                // An immutable tag the target has: nothing to ask the source.
+                Ok(Some(_)) if job.immutable => return Action::Skip(SkipReason::ImmutablePresent),
                 Ok(Some(head)) => {
                     why = CopyReason::Changed;
                     at_target = match head.digest {
@@ -213,6 +218,14 @@ impl Decider {
             if let Some(action) = known {
                 return action;
             }
+        }
+        // The GET is a pull on Docker Hub: below the floor, it waits for another run.
+        if let Some((remaining, floor)) = self.source.below_rate_floor(&job.source) {
+            self.source.count_deferred(&job.source);
+            return Action::Fail(format!(
+                "{} pull budget below the floor (remaining {remaining} < rate_floor {floor}): deferred",
+                PullBudget::display_name(job.source.registry())
+            ));
         }
         let manifest = match self.source.get_manifest(&job.source).await {
             Ok(manifest) => manifest,

@@ -158,6 +158,9 @@ pub enum SkipReason {
     NoLinuxPlatform(Option<Platform>),
     /// The source has Linux platforms, none of them selected (`--platform`, `platforms:`).
     NotSelected(Vec<Platform>),
+    /// The tag is declared immutable (`immutable:`) and the target has it: the source
+    /// was not asked at all.
+    ImmutablePresent,
     /// An extension image whose base digest and build context are those of the target.
     BuildUnchanged,
     /// An extension image of mode `once` whose target exists.
@@ -175,6 +178,7 @@ impl fmt::Display for SkipReason {
         };
         match self {
             SkipReason::Unchanged => f.write_str("unchanged"),
+            SkipReason::ImmutablePresent => f.write_str("immutable tag present on target"),
             SkipReason::NoLinuxPlatform(None) => f.write_str("no Linux platform"),
             SkipReason::NoLinuxPlatform(Some(p)) => write!(f, "no Linux platform ({p})"),
             SkipReason::NotSelected(found) if found.is_empty() => {

@@ -31,6 +31,10 @@ pub struct Job {
     /// `platforms: all`; registry transport only).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub all_platforms: bool,
+    /// The tag is immutable (`immutable:` in images.yaml or rules.yaml): a target that has
+    /// it is left alone without a request to the source.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub immutable: bool,
 }
 
 impl Job {
@@ -41,7 +45,14 @@ impl Job {
             target,
             platforms,
             all_platforms: false,
+            immutable: false,
         }
+    }
+
+    /// The same job with an immutable tag (or not).
+    pub fn with_immutable(mut self, immutable: bool) -> Self {
+        self.immutable = immutable;
+        self
     }
 
     /// The same job copying every platform (`all`) or only Linux ones.
@@ -254,13 +265,16 @@ pub fn jobs(
             .map(|tag| entry.source.with_tag(tag).map_err(|e| located(entry, e)))
             .collect::<Result<_, _>>()?,
     };
+    let immutable = config.immutable(entry);
     let mut jobs = Vec::new();
     for original in pinned {
         let source = route.read_from(config, &original, stage)?;
+        let fixed = (original.tag().zip(immutable)).is_some_and(|(tag, re)| re.matches(tag));
         for target in route.targets(config, &original, stage)? {
             jobs.push(
                 Job::new(source.clone(), target, entry.platforms.clone())
-                    .with_all_platforms(entry.all_platforms),
+                    .with_all_platforms(entry.all_platforms)
+                    .with_immutable(fixed),
             );
         }
     }
@@ -336,6 +350,7 @@ fn one_off(config: &Mapping, image: &str) -> Result<ImageEntry, ConfigError> {
             destinations: Vec::new(),
             platforms: Vec::new(),
             all_platforms: false,
+            immutable: None,
             location: Location::file_only("command line"),
         },
     })

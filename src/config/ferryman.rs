@@ -200,6 +200,7 @@ fn entry(file: &YamlFile, name: Spanned<String>, item: Item) -> Result<ImageEntr
         destinations: vec![target],
         platforms: Vec::new(),
         all_platforms: false,
+        immutable: None,
         location: file.at(&name),
     })
 }

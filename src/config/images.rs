@@ -30,6 +30,9 @@ pub struct ImageEntry {
     pub platforms: Vec<Platform>,
     /// `platforms: all`: every entry of an index, Windows included (registry transport).
     pub all_platforms: bool,
+    /// `immutable:`: tags that never change once written; such a tag the target already
+    /// has is skipped without a request to the source. `None`: rules.yaml's default.
+    pub immutable: Option<ImmutableTags>,
     /// Where the key is written.
     pub location: Location,
 }
@@ -42,8 +45,41 @@ impl PartialEq for ImageEntry {
             && self.destinations == other.destinations
             && self.platforms == other.platforms
             && self.all_platforms == other.all_platforms
+            && self.immutable == other.immutable
     }
 }
+
+/// `immutable: REGEX`: the tags a user declares never to change once pushed (release
+/// versions), so a target that has one needs no look at the source (SPEC section 12).
+#[derive(Debug, Clone)]
+pub struct ImmutableTags(Regex);
+
+impl ImmutableTags {
+    /// The pattern as a regex; the error is one line for a located config error.
+    pub fn new(pattern: &str) -> Result<ImmutableTags, String> {
+        Regex::new(pattern)
+            .map(ImmutableTags)
+            .map_err(|e| regex_error(&e))
+    }
+
+    /// True when `tag` matches (an unanchored regex, as `tags:` is).
+    pub fn matches(&self, tag: &str) -> bool {
+        self.0.is_match(tag)
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl PartialEq for ImmutableTags {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for ImmutableTags {}
 
 /// The value of an entry, as written.
 pub(crate) enum ImageValue {
@@ -64,6 +100,7 @@ pub(crate) struct ImageOptions {
     order: Option<Spanned<TagOrder>>,
     platforms: Option<Spanned<OneOrMany>>,
     exclude: Option<Spanned<OneOrMany>>,
+    immutable: Option<Spanned<String>>,
 }
 
 impl<'de> Deserialize<'de> for ImageValue {
@@ -208,6 +245,7 @@ fn entry(
     let (source, tags) =
         parse_key(&key.value).map_err(|m| file.error(&key, m).with_value(&key.value))?;
     let linux = (Vec::new(), false);
+    let mut immutable = None;
     let (selection, (platforms, all_platforms), destinations) = match value.value {
         ImageValue::Rules => (TagSelection::new(tags), linux, Vec::new()),
         ImageValue::One(text) => {
@@ -221,6 +259,9 @@ fn entry(
                 .take()
                 .map(OneOrMany::into_list)
                 .unwrap_or_default();
+            if let Some(pattern) = options.immutable.take() {
+                immutable = Some(immutable_tags(file, &pattern)?);
+            }
             let (selection, platforms) = mapping(file, &key, tags, *options)?;
             (selection, platforms, to)
         }
@@ -242,8 +283,18 @@ fn entry(
         destinations: targets,
         platforms,
         all_platforms,
+        immutable,
         location: file.at(&key),
     })
+}
+
+/// An `immutable:` pattern, or the located error of a bad regex.
+pub(crate) fn immutable_tags(
+    file: &YamlFile,
+    pattern: &Spanned<String>,
+) -> Result<ImmutableTags, ConfigError> {
+    ImmutableTags::new(&pattern.value)
+        .map_err(|m| file.error(pattern, m).with_value(&pattern.value))
 }
 
 /// The mapping form's selection (with filters) and platforms (`all` for every entry).
@@ -384,6 +435,9 @@ pub fn to_yaml(entries: &[ImageEntry], header: &str) -> String {
         }
         if entry.all_platforms {
             fields.push("platforms: all".to_owned());
+        }
+        if let Some(immutable) = &entry.immutable {
+            fields.push(format!("immutable: {}", quote(immutable.as_str())));
         }
         if !entry.platforms.is_empty() {
             let list: Vec<String> = entry

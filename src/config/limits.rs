@@ -23,6 +23,7 @@ pub(crate) struct RawLimits {
     idle_timeout: Option<Spanned<String>>,
     connect_timeout: Option<Spanned<String>>,
     max_concurrency: Option<Spanned<String>>,
+    rate_floor: Option<Spanned<String>>,
 }
 
 /// Checks every value: counts and sizes of at least 1, durations above zero, and at most
@@ -84,5 +85,12 @@ pub(crate) fn parse(file: &YamlFile, raw: RawLimits) -> Result<LimitOverrides, C
             count("max_concurrency", raw.max_concurrency.clone())?,
             raw.max_concurrency.as_ref(),
         )?,
+        rate_floor: raw
+            .rate_floor
+            .map(|v| {
+                super::rules::parse_rate_floor(&v.value)
+                    .map_err(|m| file.error(&v, m).with_value(&v.value))
+            })
+            .transpose()?,
     })
 }

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 pub use auth::{AuthConfig, AuthEntry};
 pub use build::{BuildImage, BuildMode};
 pub use error::{ConfigError, Location};
-pub use images::{CarriedImage, ImageEntry};
+pub use images::{CarriedImage, ImageEntry, ImmutableTags};
 pub use selection::{TagOrder, TagSelection, TagSet};
 
 pub use rules::RulesFile;

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::error::{ConfigError, Location};
+use super::images::{immutable_tags, ImmutableTags};
 use super::yaml::YamlFile;
 
 /// A value with the place it was written.
@@ -28,6 +29,11 @@ pub struct RulesFile {
     pub mirror: Option<StageSyntax>,
     /// `stages.private`.
     pub private: Option<StageSyntax>,
+    /// `immutable:`: the default of every images.yaml entry that sets none.
+    pub immutable: Option<ImmutableTags>,
+    /// `rate_floor:`: the pull budget kept back on every source registry whose auth.yaml
+    /// `limits:` set none (`None`: the built-in default).
+    pub rate_floor: Option<u64>,
 }
 
 /// One stage as written.
@@ -70,6 +76,8 @@ impl RulesFile {
 struct RawRules {
     preset: Option<Spanned<String>>,
     stages: Option<RawStages>,
+    immutable: Option<Spanned<String>>,
+    rate_floor: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -123,9 +131,27 @@ pub(crate) fn parse(file: &YamlFile) -> Result<RulesFile, ConfigError> {
         Some(stages) => (stages.mirror, stages.private),
         None => (None, None),
     };
+    let immutable = raw
+        .immutable
+        .as_ref()
+        .map(|p| immutable_tags(file, p))
+        .transpose()?;
+    let rate_floor = raw
+        .rate_floor
+        .as_ref()
+        .map(|v| parse_rate_floor(&v.value).map_err(|m| file.error(v, m).with_value(&v.value)))
+        .transpose()?;
     Ok(RulesFile {
         preset: raw.preset.as_ref().map(written),
         mirror: mirror.map(stage),
         private: private.map(stage),
+        immutable,
+        rate_floor,
     })
+}
+
+/// A `rate_floor` (rules.yaml or auth.yaml `limits:`): a whole number of pulls, 0 = no floor.
+pub(crate) fn parse_rate_floor(text: &str) -> Result<u64, String> {
+    text.parse::<u64>()
+        .map_err(|_| "rate_floor must be a whole number of pulls (0 keeps none back)".to_owned())
 }

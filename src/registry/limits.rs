@@ -29,7 +29,13 @@ pub struct Limits {
     /// Requests in flight to the registry at once, and jobs writing to it at once (never
     /// more than `--jobs`): a registry that throttles or falls over gets fewer.
     pub max_concurrency: u64,
+    /// Pulls kept back of a source registry's rate-limit budget (`ratelimit-remaining`,
+    /// Docker Hub): once fewer remain, the jobs that would spend one are deferred.
+    pub rate_floor: u64,
 }
+
+/// Pulls kept back of a rate-limited registry's budget unless configured otherwise.
+pub const DEFAULT_RATE_FLOOR: u64 = 10;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -41,6 +47,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
             max_concurrency: 8,
+            rate_floor: DEFAULT_RATE_FLOOR,
         }
     }
 }
@@ -62,6 +69,8 @@ pub struct LimitOverrides {
     pub connect_timeout: Option<Duration>,
     /// See [`Limits::max_concurrency`].
     pub max_concurrency: Option<u64>,
+    /// See [`Limits::rate_floor`].
+    pub rate_floor: Option<u64>,
 }
 
 impl LimitOverrides {
@@ -75,6 +84,7 @@ impl LimitOverrides {
             idle_timeout: self.idle_timeout.unwrap_or(base.idle_timeout),
             connect_timeout: self.connect_timeout.unwrap_or(base.connect_timeout),
             max_concurrency: self.max_concurrency.unwrap_or(base.max_concurrency),
+            rate_floor: self.rate_floor.unwrap_or(base.rate_floor),
         }
     }
 

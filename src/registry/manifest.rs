@@ -9,6 +9,7 @@ use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 
+use super::budget::is_pull_limit;
 use super::error::{ErrorKind, RegistryError};
 use super::limits::Limit;
 use super::request::{Call, Payload, Repo};
@@ -70,6 +71,7 @@ impl RegistryClient {
             .send(&call, |s| s == StatusCode::OK || s == StatusCode::NOT_FOUND)
             .await?;
         let response = sent.response;
+        self.note_rate_limit(reference, response.headers());
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -87,7 +89,7 @@ impl RegistryClient {
         }))
     }
 
-    /// GET the manifest `reference` names. It must fit the registry's `manifest_size` and
+    /// GET the manifest `reference` names (on the source side, a pull spent: counted). It must fit the registry's `manifest_size` and
     /// its `Content-Length`; when `reference` names a digest, the bytes must hash to it; a
     /// `Docker-Content-Digest` header must always match the bytes.
     pub async fn get_manifest(&self, reference: &Reference) -> Result<Manifest, RegistryError> {
@@ -101,14 +103,31 @@ impl RegistryClient {
             vec![reference.scope(&["pull"])],
         )
         .header(ACCEPT, &MANIFEST_MEDIA_TYPES.join(", "));
-        self.inner
+        let read = self
+            .inner
             .options
             .retry
             .run(|_| async {
-                let sent = repo.send_once(&call, |s| s == StatusCode::OK).await?;
+                let sent = match repo.send_once(&call, |s| s == StatusCode::OK).await {
+                    Ok(sent) => sent,
+                    // Docker Hub's pull limit names no time to come back: asking again
+                    // only hammers it, the budget is gone until its window turns.
+                    Err(error) if is_pull_limit(&error) && error.retry_after().is_none() => {
+                        return Err(error.exhausted());
+                    }
+                    Err(error) => return Err(error),
+                };
+                self.note_rate_limit(reference, sent.response.headers());
+                self.count_pull(reference);
                 read_manifest(&repo, sent.response, reference.digest()).await
             })
-            .await
+            .await;
+        if let Err(error) = &read {
+            if is_pull_limit(error) {
+                self.budget_spent(reference);
+            }
+        }
+        read
     }
 
     /// PUT `bytes` as the manifest `reference` names (tag or digest); returns its digest.

@@ -20,6 +20,11 @@
 //! An upload `Location` on another host gets no credentials either. The token realm rule is
 //! in the `auth` module doc.
 //!
+//! # Pull budgets
+//! Source-side manifest GETs are counted per registry ("pulls spent": Docker Hub counts each
+//! as a pull); `ratelimit-remaining`/`ratelimit-limit` of manifest answers are kept, and a
+//! `429 toomanyrequests` sets the remainder to 0 and is never retried. HEADs are free.
+//!
 //! # Limits
 //! Every host has [`Limits`] (the client's defaults, overridden per registry by auth.yaml's
 //! `limits:`): tags and pages of a listing, manifest and config sizes, connect and idle
@@ -28,6 +33,7 @@
 mod auth;
 mod blob;
 mod body;
+mod budget;
 mod challenge;
 mod error;
 #[cfg(test)]
@@ -56,8 +62,11 @@ use crate::reference::Reference;
 
 pub use crate::retry::RetryPolicy;
 pub use blob::BlobStream;
+pub use budget::PullBudget;
 pub use error::{ErrorKind, OciError, RegistryError};
-pub use limits::{parse_duration, Limit, LimitOverrides, Limits, MAX_CONCURRENCY};
+pub use limits::{
+    parse_duration, Limit, LimitOverrides, Limits, DEFAULT_RATE_FLOOR, MAX_CONCURRENCY,
+};
 pub use manifest::{
     Manifest, ManifestHead, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, MANIFEST_MEDIA_TYPES, OCI_INDEX,
     OCI_MANIFEST,
@@ -112,6 +121,8 @@ struct Inner {
     /// Credentials per (registry, repository, side); failures too, so a broken helper is
     /// asked once per run, not once per request.
     resolved: tokio::sync::Mutex<HashMap<CredentialKey, Resolved>>,
+    /// Pulls spent on and budgets announced by each source registry.
+    budgets: budget::Budgets,
 }
 
 /// One registry host (`host[:port]`): its HTTP client (TLS settings), request cap and ping.
@@ -158,6 +169,7 @@ impl RegistryClient {
                 hosts: Mutex::new(HashMap::new()),
                 tokens: token::TokenCache::default(),
                 resolved: tokio::sync::Mutex::new(HashMap::new()),
+                budgets: budget::Budgets::default(),
             }),
             side: Side::Source,
         }

@@ -52,7 +52,11 @@ pub fn expand(config: &Mapping) -> Result<Vec<ImageEntry>, ConfigError> {
                 for tag in tags {
                     pairs.push(chain(&entry.source.with_tag(tag).map_err(|e| at(&e))?)?);
                 }
-                group(&mut out, pairs, entry);
+                let effective = ImageEntry {
+                    immutable: config.immutable(entry).cloned(),
+                    ..entry.clone()
+                };
+                group(&mut out, pairs, &effective);
             }
             None => {
                 let probe = entry.source.with_tag(PROBE_TAG).map_err(|e| at(&e))?;
@@ -68,6 +72,8 @@ pub fn expand(config: &Mapping) -> Result<Vec<ImageEntry>, ConfigError> {
                     destinations: vec![private.without_tag()],
                     platforms: entry.platforms.clone(),
                     all_platforms: entry.all_platforms,
+                    // Hop 2 reads its own rules.yaml: the effective pattern travels.
+                    immutable: config.immutable(entry).cloned(),
                     location: entry.location.clone(),
                 });
             }
@@ -88,6 +94,7 @@ pub fn expand(config: &Mapping) -> Result<Vec<ImageEntry>, ConfigError> {
             destinations: Vec::new(),
             platforms: Vec::new(),
             all_platforms: false,
+            immutable: None,
             location: build.location.clone(),
         };
         group(&mut out, pairs, &built);
@@ -164,6 +171,7 @@ fn entry(source: Reference, tags: Vec<String>, dest: Reference, from: &ImageEntr
         destinations: vec![dest],
         platforms: from.platforms.clone(),
         all_platforms: from.all_platforms,
+        immutable: from.immutable.clone(),
         location: from.location.clone(),
     }
 }

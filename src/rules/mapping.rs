@@ -7,7 +7,7 @@
 use std::ops::Deref;
 
 use super::{collision, file, MapError, RuleSet, Stage};
-use crate::config::{Config, ConfigError, ImageEntry};
+use crate::config::{Config, ConfigError, ImageEntry, ImmutableTags};
 use crate::reference::Reference;
 
 /// A configuration and the rules its rules.yaml (or Ferryman preset) describes.
@@ -40,6 +40,14 @@ impl Mapping {
     /// The rules of both stages.
     pub fn rules(&self) -> &RuleSet {
         &self.rules
+    }
+
+    /// The tags of `entry` declared immutable: its own `immutable:`, else rules.yaml's.
+    pub fn immutable<'a>(&'a self, entry: &'a ImageEntry) -> Option<&'a ImmutableTags> {
+        entry
+            .immutable
+            .as_ref()
+            .or(self.config.rules_file().immutable.as_ref())
     }
 
     /// Where `source` (the entry's repository with a concrete tag or digest, or without

@@ -1,0 +1,190 @@
+//! Pull budgets of source registries: the manifest GETs ferry spent on each (a pull each on
+//! Docker Hub, one per architecture) and the budget the registry announced
+//! (`ratelimit-remaining: N;w=…`, `ratelimit-limit`) on its manifest GET and HEAD answers.
+//!
+//! Owns reading those headers and keeping the counts; it must not decide what to do when
+//! a budget runs low (`decide` defers the jobs that would spend a pull).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use reqwest::header::HeaderMap;
+
+use super::error::{ErrorKind, RegistryError};
+use super::RegistryClient;
+use crate::credentials::Side;
+use crate::reference::Reference;
+
+/// What one source registry cost a run and what it has left.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PullBudget {
+    /// The registry (`docker.io`, `127.0.0.1:5000`).
+    pub registry: String,
+    /// Manifest GETs answered 200 on the source side ("pulls spent"; HEADs are free).
+    pub pulls: u64,
+    /// `ratelimit-remaining` of its last answer that had one (0 after a `toomanyrequests`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<u64>,
+    /// `ratelimit-limit` of its last answer that had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+    /// Its `rate_floor`: what is kept back of `remaining`.
+    pub rate_floor: u64,
+    /// Jobs deferred because `remaining` was below `rate_floor`.
+    pub deferred: u64,
+}
+
+impl PullBudget {
+    /// How the registry is named in lines for people: Docker Hub by its name.
+    pub fn display_name(registry: &str) -> String {
+        match registry {
+            "docker.io" => "Docker Hub".to_owned(),
+            other => format!("registry {other}"),
+        }
+    }
+}
+
+/// The budgets of every source registry a client asked, shared by its clones.
+#[derive(Debug, Default)]
+pub(crate) struct Budgets(Mutex<BTreeMap<String, PullBudget>>);
+
+impl Budgets {
+    fn with(&self, registry: &str, change: impl FnOnce(&mut PullBudget)) {
+        if let Ok(mut budgets) = self.0.lock() {
+            let budget = budgets
+                .entry(registry.to_owned())
+                .or_insert_with(|| PullBudget {
+                    registry: registry.to_owned(),
+                    ..PullBudget::default()
+                });
+            change(budget);
+        }
+    }
+}
+
+/// The leading number of a rate-limit header: `76;w=21600` gives 76.
+fn leading_number(value: &str) -> Option<u64> {
+    value.split(';').next()?.trim().parse().ok()
+}
+
+/// True for Docker Hub's pull-limit answer: 429 with `toomanyrequests` in its code or text
+/// (its abuse limit is a bare 429, which is retried as any other). Without `Retry-After`
+/// it is final at once; with one, it is waited for as any 429 until the retries end.
+pub(crate) fn is_pull_limit(error: &RegistryError) -> bool {
+    match error.kind() {
+        ErrorKind::Status { status, errors, .. } => {
+            *status == 429
+                && errors.iter().any(|e| {
+                    let said = format!("{} {}", e.code, e.message).to_ascii_lowercase();
+                    said.contains("toomanyrequests")
+                })
+        }
+        _ => false,
+    }
+}
+
+impl RegistryClient {
+    /// Notes what a manifest answer says about the budget of `reference`'s registry
+    /// (source side only: the budget that matters is the one pulls are spent from).
+    pub(crate) fn note_rate_limit(&self, reference: &Reference, headers: &HeaderMap) {
+        if self.side != Side::Source {
+            return;
+        }
+        let read = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(leading_number)
+        };
+        let (remaining, limit) = (read("ratelimit-remaining"), read("ratelimit-limit"));
+        self.inner.budgets.with(reference.registry(), |budget| {
+            if remaining.is_some() {
+                budget.remaining = remaining;
+            }
+            if limit.is_some() {
+                budget.limit = limit;
+            }
+        });
+    }
+
+    /// Counts one manifest GET the source answered: a pull spent.
+    pub(crate) fn count_pull(&self, reference: &Reference) {
+        if self.side == Side::Source {
+            self.inner
+                .budgets
+                .with(reference.registry(), |budget| budget.pulls += 1);
+        }
+    }
+
+    /// The registry refused a pull for its limit: nothing remains.
+    pub(crate) fn budget_spent(&self, reference: &Reference) {
+        if self.side == Side::Source {
+            self.inner
+                .budgets
+                .with(reference.registry(), |budget| budget.remaining = Some(0));
+        }
+    }
+
+    /// When the known budget of `reference`'s registry is below its `rate_floor`:
+    /// (remaining, rate_floor). `None` while no answer announced a budget.
+    pub fn below_rate_floor(&self, reference: &Reference) -> Option<(u64, u64)> {
+        let floor = self.limits_of(reference.registry()).rate_floor;
+        let budgets = self.inner.budgets.0.lock().ok()?;
+        let remaining = budgets.get(reference.registry())?.remaining?;
+        (remaining < floor).then_some((remaining, floor))
+    }
+
+    /// Counts one job of `reference`'s registry deferred for its budget.
+    pub fn count_deferred(&self, reference: &Reference) {
+        self.inner
+            .budgets
+            .with(reference.registry(), |budget| budget.deferred += 1);
+    }
+
+    /// Every source registry asked so far, by name, with its `rate_floor`.
+    pub fn pull_budgets(&self) -> Vec<PullBudget> {
+        let Ok(budgets) = self.inner.budgets.0.lock() else {
+            return Vec::new();
+        };
+        budgets
+            .values()
+            .map(|budget| PullBudget {
+                rate_floor: self.limits_of(&budget.registry).rate_floor,
+                ..budget.clone()
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_headers() {
+        assert_eq!(leading_number("76;w=21600"), Some(76));
+        assert_eq!(leading_number(" 0 ; w=21600"), Some(0));
+        assert_eq!(leading_number("100"), Some(100));
+        assert_eq!(leading_number("many"), None);
+    }
+
+    #[test]
+    fn only_toomanyrequests_is_the_pull_limit() {
+        let status = |code: u16, body: &str| {
+            RegistryError::new(
+                "docker.io",
+                Some("library/nginx"),
+                "GET manifest 1",
+                ErrorKind::Status {
+                    status: code,
+                    errors: super::super::error::parse_envelope(body.as_bytes()),
+                    retry_after: None,
+                },
+            )
+        };
+        let hub = r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit."}]}"#;
+        assert!(is_pull_limit(&status(429, hub)));
+        assert!(!is_pull_limit(&status(429, "")), "the abuse limit is bare");
+        assert!(!is_pull_limit(&status(503, hub)));
+    }
+}
