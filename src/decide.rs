@@ -19,6 +19,8 @@ use crate::registry::{Manifest, PullBudget, RegistryClient};
 use crate::state::{SkipRecord, State};
 
 #[cfg(test)]
+mod budget_tests;
+#[cfg(test)]
 mod tests;
 
 /// What a copy of one job would write to its target, as far as the digest goes.
@@ -222,10 +224,13 @@ impl Decider {
         // The GET is a pull on Docker Hub: below the floor, it waits for another run.
         if let Some((remaining, floor)) = self.source.below_rate_floor(&job.source) {
             self.source.count_deferred(&job.source);
-            return Action::Fail(format!(
-                "{} pull budget below the floor (remaining {remaining} < rate_floor {floor}): deferred",
-                PullBudget::display_name(job.source.registry())
-            ));
+            let who = PullBudget::display_name(job.source.registry());
+            return Action::Fail(match remaining < floor {
+                true => format!(
+                    "{who} pull budget below the floor (remaining {remaining} < rate_floor {floor}): deferred"
+                ),
+                false => format!("{who} pull budget spent (remaining {remaining}): deferred"),
+            });
         }
         let manifest = match self.source.get_manifest(&job.source).await {
             Ok(manifest) => manifest,
@@ -253,6 +258,11 @@ impl Decider {
             return Action::Skip(SkipReason::Unchanged);
         }
         Action::Copy { why, source }
+    }
+
+    /// What each source registry cost so far, and its budget (see [`PullBudget`]).
+    pub fn pull_budgets(&self) -> Vec<PullBudget> {
+        self.source.pull_budgets()
     }
 
     /// What the target and the state file already say about `source_digest`: unchanged

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 use super::resolve;
-use super::sync::{load_state, writes};
+use super::sync::{client_options, load_state, writes};
 use super::{client, io, CommandError, EXIT_FAILED, EXIT_OK};
 use crate::cli::{PlanArgs, Selection};
 use crate::config::selection::TagSet;
@@ -15,7 +15,6 @@ use crate::credentials::Side;
 use crate::decide::{Action, Decider};
 use crate::plan::{self, Job, Request, Unresolved};
 use crate::platform::Platform;
-use crate::registry::ClientOptions;
 use crate::rules::Mapping;
 use crate::rules::Stage;
 use crate::run::{self, RunOptions};
@@ -40,7 +39,7 @@ pub async fn run(
         return offline(config, stage, &request, args.json, out);
     }
     let touched = resolve::touched(config, stage, &request)?;
-    let client = client(Some(config), &touched, ClientOptions::default())?;
+    let client = client(Some(config), &touched, client_options(config))?;
     let (jobs, unresolved) = resolve::jobs(config, stage, &request, &client).await?;
     if args.copying.transport == crate::cli::TransportArg::Docker {
         if let Some(job) = jobs.iter().find(|j| j.all_platforms) {
@@ -97,6 +96,11 @@ pub(super) async fn print_decisions(
     }
     for entry in unresolved {
         writeln!(out, "error {}: {}", entry.source, entry.error).map_err(io)?;
+    }
+    let mut tally = crate::report::Tally::default();
+    tally.set_pulls(decider.pull_budgets());
+    for line in tally.deferrals() {
+        writeln!(out, "{line}").map_err(io)?;
     }
     Ok(if failed { EXIT_FAILED } else { EXIT_OK })
 }

@@ -96,6 +96,8 @@ pub async fn run(
                 writes(transport),
                 args.force,
             );
+            let pulls = client.clone();
+            reporters.read_pulls(move || pulls.pull_budgets());
             let copier = DockerTransport::new(engine.clone(), client, target, state.clone());
             let work = Mirror::new(&decider, &copier);
             let outcomes =
@@ -147,6 +149,8 @@ impl RegistryCopy<'_> {
             writes(transport),
             self.force,
         );
+        let pulls = self.client.clone();
+        reporters.read_pulls(move || pulls.pull_budgets());
         let blobs = BlobCache::new(&blob_dir(self.state));
         let copier = RegistryTransport::new(self.client, target, blobs.clone(), state, self.force);
         let work = Mirror::new(&decider, &copier);
@@ -300,7 +304,7 @@ async fn jobs(
     config: &Mapping,
     args: &SyncArgs,
 ) -> Result<(Vec<Job>, Vec<Unresolved>, RegistryClient), CommandError> {
-    let options = ClientOptions::default();
+    let options = client_options(config);
     if let Some(file) = &args.plan {
         let text = local_file::read_text(file, local_file::MAX_CONFIG_FILE)
             .map_err(|e| CommandError::Usage(format!("plan {}: {e}", file.display())))?
@@ -317,6 +321,16 @@ async fn jobs(
     let client = client(Some(config), &touched, options)?;
     let (jobs, unresolved) = resolve::jobs(config, stage, &request, &client).await?;
     Ok((jobs, unresolved, client))
+}
+
+/// The client's options: defaults, with rules.yaml's `rate_floor` for every registry
+/// whose auth.yaml `limits:` set none.
+pub(super) fn client_options(config: &Mapping) -> ClientOptions {
+    let mut options = ClientOptions::default();
+    if let Some(floor) = config.rules_file().rate_floor {
+        options.limits.rate_floor = floor;
+    }
+    options
 }
 
 /// Human output always; TeamCity, GitHub Actions and JSON when asked for.

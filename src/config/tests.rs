@@ -88,6 +88,7 @@ fn malformed() -> Vec<Case> {
         (images("nginx:\n  order: created\n"), "config/images.yaml:2:10", "order only matters with limit"),
         (images("nginx:\n  exclude: ['(']\n"), "config/images.yaml:2:13", "invalid regex"),
         (images("nginx:\n  platforms: [linux/amd64, windows/amd64]\n"), "config/images.yaml:2:28", "only linux"),
+        (images("nginx:\n  immutable: '^v(\\d+'\n"), "config/images.yaml:2:14", "invalid regex"),
         (images("nginx:\nredis:\nnginx:\n"), "config/images.yaml:3:1", "duplicate mapping key `nginx`"),
         (images("nginx:1,2: r.io/x:3\n"), "config/images.yaml:1:12", "a destination tag needs exactly one tag"),
         (images("nginx: [r.io/x, r.io/x]\n"), "config/images.yaml:1:17", "destination listed twice"),
@@ -119,9 +120,12 @@ fn malformed() -> Vec<Case> {
         (auth("ghcr.io:\n  limits:\n    manifest_size: 0B\n"), "config/auth.yaml:3:20", "manifest_size must be at least 1 byte"),
         (auth("ghcr.io:\n  limits:\n    tags: 5\n"), "config/auth.yaml:3:5", "unknown field `tags`"),
         (auth("ghcr.io/team:\n  limits:\n    idle_timeout: 2s\n"), "config/auth.yaml:3:5", "limits apply to a whole registry: set them under ghcr.io"),
+        (auth("docker.io:\n  limits:\n    rate_floor: -1\n"), "config/auth.yaml:3:17", "rate_floor must be a whole number of pulls"),
         // rules.yaml
         (rules("preset: nstI\n"), "config/rules.yaml:1:9", "unknown preset, expected one of nstl, ferryman (nstI)"),
         (rules("presets: nstl\n"), "config/rules.yaml:1:1", "unknown field `presets`"),
+        (rules("preset: nstl\nimmutable: '[v'\n"), "config/rules.yaml:2:12", "invalid regex"),
+        (rules("preset: nstl\nrate_floor: ten\n"), "config/rules.yaml:2:13", "rate_floor must be a whole number of pulls (0 keeps none back) (ten)"),
         (rules("preset: nstl\nstages:\n  mirror:\n    rules:\n      - match: '**'\n        target: x/{nam}\n"), "config/rules.yaml:6:17", "unknown placeholder {nam}"),
         (rules("stages:\n  mirror:\n    registry: r.io\n    rules:\n      - match: 'a/[b'\n        target: x\n"), "config/rules.yaml:5:16", "invalid glob"),
         (rules("stages:\n  mirror:\n    registry: r.io\n    rules:\n      - match: '/(/'\n        target: x\n"), "config/rules.yaml:5:16", "invalid regex"),
@@ -691,4 +695,38 @@ fn quoted_keys_read_back_as_written() {
             .unwrap_or_else(|e| panic!("{yaml}: {e}"));
         assert_eq!(entries[0].0.value, text, "{yaml}");
     }
+}
+
+/// `immutable:` per entry wins over rules.yaml's default; `rate_floor` is read from
+/// rules.yaml and from auth.yaml's `limits:`; hop 2 carries the effective pattern.
+#[test]
+fn immutable_tags_and_rate_floors() {
+    let project = Project::new(&[
+        ("images.yaml", "nginx:\n  immutable: '^1\\.'\nredis:\n"),
+        (
+            "rules.yaml",
+            "preset: nstl\nimmutable: '^v?\\d+\\.\\d+\\.\\d+$'\nrate_floor: 25\n",
+        ),
+        ("auth.yaml", "docker.io:\n  limits:\n    rate_floor: 0\n"),
+    ]);
+    let config = project.load().expect("loads");
+    let [nginx, redis] = config.images() else {
+        panic!("two entries: {:?}", config.images());
+    };
+    let pattern = |entry| config.immutable(entry).map(|p| p.as_str().to_owned());
+    assert_eq!(pattern(nginx).as_deref(), Some("^1\\."));
+    assert_eq!(pattern(redis).as_deref(), Some("^v?\\d+\\.\\d+\\.\\d+$"));
+    assert!(config
+        .immutable(redis)
+        .is_some_and(|p| p.matches("7.2.4") && !p.matches("latest")));
+    assert_eq!(config.rules_file().rate_floor, Some(25));
+    let auth = config.auth().entries().expect("auth entries");
+    assert_eq!(auth[0].limits.rate_floor, Some(0));
+    let hop2 = hop2::expand(&config).expect("expands");
+    assert!(
+        hop2.iter().all(|e| e.immutable.is_some()),
+        "hop 2 carries the effective pattern: {hop2:?}"
+    );
+    let text = hop2::generate(&config).expect("writes");
+    assert!(text.contains("immutable: \"^1\\\\.\""), "{text}");
 }

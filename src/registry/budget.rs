@@ -125,13 +125,14 @@ impl RegistryClient {
         }
     }
 
-    /// When the known budget of `reference`'s registry is below its `rate_floor`:
-    /// (remaining, rate_floor). `None` while no answer announced a budget.
+    /// When the known budget of `reference`'s registry is below its `rate_floor`, or
+    /// spent (a GET could only be refused): (remaining, rate_floor). `None` while no
+    /// answer announced a budget.
     pub fn below_rate_floor(&self, reference: &Reference) -> Option<(u64, u64)> {
         let floor = self.limits_of(reference.registry()).rate_floor;
         let budgets = self.inner.budgets.0.lock().ok()?;
         let remaining = budgets.get(reference.registry())?.remaining?;
-        (remaining < floor).then_some((remaining, floor))
+        (remaining < floor.max(1)).then_some((remaining, floor))
     }
 
     /// Counts one job of `reference`'s registry deferred for its budget.

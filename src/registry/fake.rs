@@ -4,6 +4,7 @@
 //! Owns nothing real: images are a few bytes of JSON, uploads are answered and forgotten.
 //! It must not reach beyond the loopback interface, nor grow behaviour registries lack.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -144,7 +145,12 @@ pub(crate) fn client() -> RegistryClient {
 /// A wiremock registry on 127.0.0.1 that records what it was asked.
 pub(crate) struct FakeRegistry {
     server: MockServer,
+    /// Docker Hub's pull budget, when one is kept: (remaining, limit).
+    budget: Budget,
 }
+
+/// A pull budget shared by the manifest answers of one fake registry.
+type Budget = Arc<Mutex<Option<(u64, u64)>>>;
 
 impl FakeRegistry {
     /// An open registry (`/v2/` answers 200) that knows nothing yet: 404 to everything else.
@@ -155,7 +161,10 @@ impl FakeRegistry {
             .respond_with(ResponseTemplate::new(200).set_body_string("{}"))
             .mount(&server)
             .await;
-        FakeRegistry { server }
+        FakeRegistry {
+            server,
+            budget: Budget::default(),
+        }
     }
 
     /// `127.0.0.1:PORT/<rest>`.
@@ -185,10 +194,22 @@ impl FakeRegistry {
         for verb in ["HEAD", "GET"] {
             Mock::given(method(verb))
                 .and(path(format!("/v2/{repo}/manifests/{reference}")))
-                .respond_with(answer.clone())
+                .respond_with(Budgeted {
+                    answer: answer.clone(),
+                    budget: self.budget.clone(),
+                })
                 .with_priority(OVERRIDE)
                 .mount(&self.server)
                 .await;
+        }
+    }
+
+    /// From now on, manifests are served as Docker Hub does for an anonymous pull budget:
+    /// `ratelimit-limit`/`ratelimit-remaining` on GET and HEAD, each GET spends one, and
+    /// a GET with nothing left answers 429 `TOOMANYREQUESTS` (no `Retry-After`).
+    pub fn rate_limit(&self, remaining: u64, limit: u64) {
+        if let Ok(mut budget) = self.budget.lock() {
+            *budget = Some((remaining, limit));
         }
     }
 
@@ -350,6 +371,38 @@ impl FakeRegistry {
             .filter(|r| r.method.as_str() == "PUT" && r.url.path() == wanted)
             .map(|r| r.body)
             .collect()
+    }
+}
+
+/// A manifest answer under the registry's pull budget, if it keeps one.
+struct Budgeted {
+    answer: ResponseTemplate,
+    budget: Budget,
+}
+
+impl Respond for Budgeted {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let Ok(mut budget) = self.budget.lock() else {
+            return self.answer.clone();
+        };
+        let Some((remaining, limit)) = budget.as_mut() else {
+            return self.answer.clone();
+        };
+        let headers = |answer: ResponseTemplate, left: u64| {
+            answer
+                .insert_header("ratelimit-limit", format!("{limit};w=21600").as_str())
+                .insert_header("ratelimit-remaining", format!("{left};w=21600").as_str())
+        };
+        if request.method.as_str() != "GET" {
+            return headers(self.answer.clone(), *remaining);
+        }
+        if *remaining == 0 {
+            let envelope = serde_json::json!({"errors": [{"code": "TOOMANYREQUESTS",
+                "message": "You have reached your pull rate limit."}]});
+            return headers(ResponseTemplate::new(429).set_body_json(envelope), 0);
+        }
+        *remaining -= 1;
+        headers(self.answer.clone(), *remaining)
     }
 }
 

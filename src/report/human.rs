@@ -231,6 +231,27 @@ impl<W: Write + Send> Reporter for HumanReporter<W> {
                 writeln!(self.out, "  {error}")?;
             }
         }
+        if !tally.pulls().is_empty() {
+            writeln!(
+                self.out,
+                "\npulls spent (source manifest GETs; HEADs are free):"
+            )?;
+            for budget in tally.pulls() {
+                let left = match (budget.remaining, budget.limit) {
+                    (Some(n), Some(limit)) => format!("  (remaining {n} of {limit})"),
+                    (Some(n), None) => format!("  (remaining {n})"),
+                    _ => String::new(),
+                };
+                writeln!(
+                    self.out,
+                    "  {:<30} {:>6}{left}",
+                    budget.registry, budget.pulls
+                )?;
+            }
+        }
+        for line in tally.deferrals() {
+            writeln!(self.out, "{line}")?;
+        }
         self.out.flush()
     }
 }

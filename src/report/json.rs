@@ -7,7 +7,8 @@ use std::io::{self, Write};
 use super::{Reporter, Tally, Totals};
 use crate::event::Event;
 
-/// Writes `{"elapsed_seconds", "totals", "jobs": [...]}` when the run finishes.
+/// Writes `{"elapsed_seconds", "totals", "jobs": [...], "pulls_spent": [...]}` when the
+/// run finishes.
 pub struct JsonReporter<W: Write + Send> {
     out: W,
 }
@@ -19,6 +20,9 @@ struct Document<'a> {
     jobs: Vec<&'a super::JobRecord>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     planning_retries: &'a [super::RetryRecord],
+    /// Per source registry: manifest GETs (`pulls`), the announced budget, deferrals.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pulls_spent: &'a [crate::registry::PullBudget],
 }
 
 impl<W: Write + Send> JsonReporter<W> {
@@ -39,6 +43,7 @@ impl<W: Write + Send> Reporter for JsonReporter<W> {
             totals: tally.totals(),
             jobs: tally.jobs().collect(),
             planning_retries: tally.planning_retries(),
+            pulls_spent: tally.pulls(),
         };
         serde_json::to_writer_pretty(&mut self.out, &document)?;
         writeln!(self.out)?;

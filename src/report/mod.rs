@@ -21,6 +21,7 @@ pub use json::JsonReporter;
 pub use teamcity::TeamcityReporter;
 
 use crate::event::{Event, JobId, Outcome};
+use crate::registry::PullBudget;
 
 /// One output format. Reporters take a writer so tests render into a buffer.
 pub trait Reporter: Send {
@@ -78,6 +79,7 @@ pub struct Tally {
     planning: Vec<RetryRecord>,
     planned: Option<usize>,
     elapsed: Duration,
+    pulls: Vec<PullBudget>,
 }
 
 impl Tally {
@@ -134,6 +136,32 @@ impl Tally {
     /// Sets the wall time of the whole run.
     pub fn set_elapsed(&mut self, elapsed: Duration) {
         self.elapsed = elapsed;
+    }
+
+    /// Sets what each source registry cost (read once the jobs are done).
+    pub fn set_pulls(&mut self, pulls: Vec<PullBudget>) {
+        self.pulls = pulls;
+    }
+
+    /// Pulls spent (source manifest GETs), budget and deferrals per source registry.
+    pub fn pulls(&self) -> &[PullBudget] {
+        &self.pulls
+    }
+
+    /// One line per source registry whose budget deferred jobs:
+    /// `Docker Hub pull budget below the floor: 7 images deferred`.
+    pub fn deferrals(&self) -> Vec<String> {
+        self.pulls
+            .iter()
+            .filter(|p| p.deferred > 0)
+            .map(|p| {
+                format!(
+                    "{} pull budget below the floor: {} images deferred",
+                    PullBudget::display_name(&p.registry),
+                    p.deferred
+                )
+            })
+            .collect()
     }
 
     /// Wall time of the whole run.
@@ -194,7 +222,11 @@ impl Tally {
 pub struct Reporters {
     reporters: Vec<Slot>,
     tally: Tally,
+    pulls: Option<PullReader>,
 }
+
+/// Reads the pulls spent per source registry when the run ends.
+type PullReader = Box<dyn Fn() -> Vec<PullBudget> + Send>;
 
 struct Slot {
     name: String,
@@ -244,9 +276,18 @@ impl Reporters {
         }
     }
 
+    /// At the end of the run, the summaries show what `read` then says each source
+    /// registry cost (the registry client's count of manifest GETs).
+    pub fn read_pulls(&mut self, read: impl Fn() -> Vec<PullBudget> + Send + 'static) {
+        self.pulls = Some(Box::new(read));
+    }
+
     /// Ends the run: every reporter still writing writes its summary.
     pub fn finish(&mut self, elapsed: Duration) -> &Tally {
         self.tally.set_elapsed(elapsed);
+        if let Some(read) = &self.pulls {
+            self.tally.set_pulls(read());
+        }
         for slot in self.reporters.iter_mut().filter(|s| s.failed.is_none()) {
             if let Err(error) = slot.reporter.finish(&self.tally) {
                 slot.failed = Some(error);
