@@ -9,6 +9,7 @@ mod env;
 mod harness;
 mod hostile;
 mod image_syncer;
+mod immutable;
 mod inputs;
 mod platforms;
 mod refused;
