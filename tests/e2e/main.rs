@@ -1,6 +1,7 @@
 //! The one integration test binary: real dockerd, real registries.
 
 mod action;
+mod budget;
 mod build;
 mod cli;
 mod decide;

@@ -10,7 +10,7 @@ pub mod fixture;
 pub mod hostile;
 mod pager;
 pub mod registry;
-mod server;
+pub mod server;
 pub mod token;
 
 pub use client::{challenge_params, Manifest, RegistryClient};
