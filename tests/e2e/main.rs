@@ -4,6 +4,7 @@ mod action;
 mod budget;
 mod build;
 mod cli;
+mod crash;
 mod decide;
 mod docker;
 mod env;
