@@ -80,6 +80,24 @@ fn write_summary(summary: &mut impl Write, tally: &Tally) -> io::Result<()> {
         human_bytes(totals.bytes),
         tally.elapsed().as_secs_f64()
     )?;
+    if !tally.pulls().is_empty() {
+        writeln!(
+            summary,
+            "\n| source registry | pulls spent | remaining | deferred |"
+        )?;
+        writeln!(summary, "|---|---:|---:|---:|")?;
+        for budget in tally.pulls() {
+            let remaining = budget.remaining.map_or("-".to_owned(), |n| n.to_string());
+            writeln!(
+                summary,
+                "| {} | {} | {remaining} | {} |",
+                budget.registry, budget.pulls, budget.deferred
+            )?;
+        }
+        for line in tally.deferrals() {
+            writeln!(summary, "\n**{line}**")?;
+        }
+    }
     let of = |wanted: fn(&Outcome) -> bool| {
         tally
             .jobs()

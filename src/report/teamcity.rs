@@ -144,7 +144,10 @@ impl<W: Write + Send> Reporter for TeamcityReporter<W> {
             ("ferry.bytes", totals.bytes),
             ("ferry.seconds", tally.elapsed().as_secs()),
         ];
-        for (key, value) in stats {
+        // Pulls spent (source manifest GETs), when any source registry was asked.
+        let pulls = (!tally.pulls().is_empty())
+            .then(|| ("ferry.pulls", tally.pulls().iter().map(|p| p.pulls).sum()));
+        for (key, value) in stats.into_iter().chain(pulls) {
             writeln!(
                 self.out,
                 "##teamcity[buildStatisticValue key='{key}' value='{value}']"

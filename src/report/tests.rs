@@ -195,3 +195,74 @@ fn printable_text_has_no_control_characters() {
     );
     assert_eq!(printable("镜像 😀 ok"), "镜像 😀 ok");
 }
+
+/// Pulls spent per source registry, and the deferrals of a budget below its floor, in
+/// every format that summarizes a run.
+#[test]
+fn pulls_spent_and_deferrals_are_in_every_summary() {
+    use crate::registry::PullBudget;
+    let mut tally = Tally::default();
+    for event in sample_events() {
+        tally.apply(&event);
+    }
+    tally.set_pulls(vec![
+        PullBudget {
+            registry: "docker.io".into(),
+            pulls: 7,
+            remaining: Some(9),
+            limit: Some(100),
+            rate_floor: 10,
+            deferred: 3,
+        },
+        PullBudget {
+            registry: "ghcr.io".into(),
+            pulls: 2,
+            ..PullBudget::default()
+        },
+    ]);
+    let deferral = "Docker Hub pull budget below the floor: 3 images deferred";
+    assert_eq!(tally.deferrals(), [deferral]);
+
+    let mut human = Vec::new();
+    HumanReporter::plain(&mut human)
+        .finish(&tally)
+        .expect("human");
+    let human = String::from_utf8(human).expect("utf-8");
+    let table = human.split_once("pulls spent").expect("pulls section").1;
+    assert!(
+        table.contains("docker.io") && table.contains("7  (remaining 9 of 100)"),
+        "{human}"
+    );
+    assert!(
+        table.contains("ghcr.io") && human.contains(deferral),
+        "{human}"
+    );
+
+    let mut json = Vec::new();
+    JsonReporter::new(&mut json).finish(&tally).expect("json");
+    let json: serde_json::Value = serde_json::from_slice(&json).expect("JSON");
+    assert_eq!(
+        json["pulls_spent"][0],
+        serde_json::json!({"registry": "docker.io", "pulls": 7, "remaining": 9,
+            "limit": 100, "rate_floor": 10, "deferred": 3})
+    );
+    assert_eq!(json["pulls_spent"][1]["pulls"], 2);
+
+    let mut teamcity = Vec::new();
+    TeamcityReporter::new(&mut teamcity)
+        .finish(&tally)
+        .expect("teamcity");
+    let teamcity = String::from_utf8(teamcity).expect("utf-8");
+    assert!(
+        teamcity.contains("key='ferry.pulls' value='9'"),
+        "{teamcity}"
+    );
+
+    let mut summary = Vec::new();
+    GithubReporter::new(std::io::sink(), Some(&mut summary))
+        .finish(&tally)
+        .expect("github");
+    let summary = String::from_utf8(summary).expect("utf-8");
+    assert!(summary.contains("| docker.io | 7 | 9 | 3 |"), "{summary}");
+    assert!(summary.contains(deferral), "{summary}");
+}
