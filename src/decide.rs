@@ -3,7 +3,8 @@
 //! Copy with a why (carrying what was read of the source, so nothing is read twice), skip
 //! with a reason, or fail with a cause.
 //!
-//! Owns "is this job unchanged?" and "which platforms does it carry?". It reads registries
+//! Owns "is this job unchanged?", "which platforms does it carry?", "is it an immutable tag
+//! the target has?" and "may it spend a pull of its source's budget?". It reads registries
 //! and the state file; it must not write either (transports execute, they never decide).
 
 use std::fmt;

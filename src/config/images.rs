@@ -11,6 +11,8 @@ use serde_saphyr::Spanned;
 
 use super::error::regex_error;
 use super::error::{ConfigError, Location};
+use super::immutable::immutable_tags;
+pub use super::immutable::ImmutableTags;
 use super::selection::{parse_key, TagOrder, TagSelection, TagSet};
 use super::yaml::{Entries, OneOrMany, YamlFile};
 use crate::platform::Platform;
@@ -48,38 +50,6 @@ impl PartialEq for ImageEntry {
             && self.immutable == other.immutable
     }
 }
-
-/// `immutable: REGEX`: the tags a user declares never to change once pushed (release
-/// versions), so a target that has one needs no look at the source (SPEC section 12).
-#[derive(Debug, Clone)]
-pub struct ImmutableTags(Regex);
-
-impl ImmutableTags {
-    /// The pattern as a regex; the error is one line for a located config error.
-    pub fn new(pattern: &str) -> Result<ImmutableTags, String> {
-        Regex::new(pattern)
-            .map(ImmutableTags)
-            .map_err(|e| regex_error(&e))
-    }
-
-    /// True when `tag` matches (an unanchored regex, as `tags:` is).
-    pub fn matches(&self, tag: &str) -> bool {
-        self.0.is_match(tag)
-    }
-
-    /// The pattern as written.
-    pub fn as_str(&self) -> &str {
-        self.0.as_str()
-    }
-}
-
-impl PartialEq for ImmutableTags {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
-    }
-}
-
-impl Eq for ImmutableTags {}
 
 /// The value of an entry, as written.
 pub(crate) enum ImageValue {
@@ -286,15 +256,6 @@ fn entry(
         immutable,
         location: file.at(&key),
     })
-}
-
-/// An `immutable:` pattern, or the located error of a bad regex.
-pub(crate) fn immutable_tags(
-    file: &YamlFile,
-    pattern: &Spanned<String>,
-) -> Result<ImmutableTags, ConfigError> {
-    ImmutableTags::new(&pattern.value)
-        .map_err(|m| file.error(pattern, m).with_value(&pattern.value))
 }
 
 /// The mapping form's selection (with filters) and platforms (`all` for every entry).

@@ -8,6 +8,7 @@ pub mod build;
 pub mod error;
 mod ferryman;
 pub mod images;
+mod immutable;
 mod limits;
 pub mod rules;
 pub mod selection;

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::error::{ConfigError, Location};
-use super::images::{immutable_tags, ImmutableTags};
+use super::immutable::{immutable_tags, ImmutableTags};
 use super::yaml::YamlFile;
 
 /// A value with the place it was written.
