@@ -223,7 +223,7 @@ impl Decider {
             }
         }
         // The GET is a pull on Docker Hub: below the floor, it waits for another run.
-        if let Some((remaining, floor)) = self.source.below_rate_floor(&job.source) {
+        if let Err((remaining, floor)) = self.source.take_pull(&job.source) {
             self.source.count_deferred(&job.source);
             let who = PullBudget::display_name(job.source.registry());
             return Action::Fail(match remaining < floor {

@@ -202,3 +202,36 @@ async fn a_rate_floor_of_zero_spends_the_budget_to_the_last_pull() {
         got[2]
     );
 }
+
+/// Jobs decided side by side take their pulls one at a time: on one reading of 12, with
+/// floor 10, exactly three GETs go out however the six decisions interleave.
+#[tokio::test]
+async fn jobs_deciding_at_once_do_not_all_pass_the_floor() {
+    let registry = FakeRegistry::start().await;
+    let tags = ["1", "2", "3", "4", "5", "6"];
+    for tag in tags {
+        let image = TestImage::new("linux/amd64", &[tag]);
+        registry.serve_image("team/app", tag, &image).await;
+    }
+    registry.rate_limit(DEFAULT_RATE_FLOOR + 2, 100);
+    let (_dir, state) = state();
+    let decider = Decider::new(client(), client(), state, Writes::SourceBytes, false);
+    let jobs: Vec<Job> = tags.iter().map(|tag| job(&registry, tag)).collect();
+    let actions = futures::future::join_all(jobs.iter().map(|j| decider.decide(j))).await;
+    let copies = actions
+        .iter()
+        .filter(|a| matches!(a, Action::Copy { .. }))
+        .count();
+    let deferred = actions
+        .iter()
+        .filter(|a| matches!(a, Action::Fail(c) if c.ends_with("): deferred")))
+        .count();
+    assert_eq!((copies, deferred), (3, 3), "{actions:#?}");
+    let gets = registry
+        .requests()
+        .await
+        .into_iter()
+        .filter(|r| r.starts_with("GET /v2/team/app/manifests/"))
+        .count();
+    assert_eq!(gets, 3);
+}

@@ -22,7 +22,8 @@ pub struct PullBudget {
     pub registry: String,
     /// Manifest GETs answered 200 on the source side ("pulls spent"; HEADs are free).
     pub pulls: u64,
-    /// `ratelimit-remaining` of its last answer that had one (0 after a `toomanyrequests`).
+    /// The lowest `ratelimit-remaining` its answers gave in this run, less the pulls taken
+    /// since (0 after a `toomanyrequests`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remaining: Option<u64>,
     /// `ratelimit-limit` of its last answer that had one.
@@ -98,8 +99,11 @@ impl RegistryClient {
         };
         let (remaining, limit) = (read("ratelimit-remaining"), read("ratelimit-limit"));
         self.inner.budgets.with(reference.registry(), |budget| {
-            if remaining.is_some() {
-                budget.remaining = remaining;
+            // The lowest reading of the run: answers to requests sent before a pull was
+            // taken arrive late, and must not give it back. (A window that turns during
+            // the run is seen by the next run.)
+            if let Some(now) = remaining {
+                budget.remaining = Some(budget.remaining.map_or(now, |known| known.min(now)));
             }
             if limit.is_some() {
                 budget.limit = limit;
@@ -125,14 +129,27 @@ impl RegistryClient {
         }
     }
 
-    /// When the known budget of `reference`'s registry is below its `rate_floor`, or
-    /// spent (a GET could only be refused): (remaining, rate_floor). `None` while no
-    /// answer announced a budget.
-    pub fn below_rate_floor(&self, reference: &Reference) -> Option<(u64, u64)> {
+    /// Takes one pull of the known budget of `reference`'s registry before a manifest GET:
+    /// `Err((remaining, rate_floor))` when it is below its `rate_floor`, or spent (a GET
+    /// could only be refused). Taking it at once keeps jobs deciding side by side from all
+    /// passing the floor on one reading; the GET's own answer then says the truth. `Ok`
+    /// while no answer announced a budget.
+    pub fn take_pull(&self, reference: &Reference) -> Result<(), (u64, u64)> {
         let floor = self.limits_of(reference.registry()).rate_floor;
-        let budgets = self.inner.budgets.0.lock().ok()?;
-        let remaining = budgets.get(reference.registry())?.remaining?;
-        (remaining < floor.max(1)).then_some((remaining, floor))
+        let Ok(mut budgets) = self.inner.budgets.0.lock() else {
+            return Ok(());
+        };
+        let Some(remaining) = budgets
+            .get_mut(reference.registry())
+            .and_then(|b| b.remaining.as_mut())
+        else {
+            return Ok(());
+        };
+        if *remaining < floor.max(1) {
+            return Err((*remaining, floor));
+        }
+        *remaining -= 1;
+        Ok(())
     }
 
     /// Counts one job of `reference`'s registry deferred for its budget.
