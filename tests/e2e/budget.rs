@@ -322,5 +322,28 @@ async fn below_the_rate_floor_the_rest_is_deferred_with_a_line_each() {
             gets,
             "{transport}: no GET"
         );
+
+        // auth.yaml lowers the floor of this registry to 0: the rest is copied.
+        let auth = format!("\"{}\":\n  limits:\n    rate_floor: 0\n", front.host());
+        std::fs::write(dir.path().join("config/auth.yaml"), auth).expect("auth.yaml");
+        let last = sync();
+        let out = text(&last.stdout);
+        assert_eq!(
+            last.status.code(),
+            Some(0),
+            "{transport}: {out}{}",
+            text(&last.stderr)
+        );
+        assert_eq!(
+            out.matches("(unchanged)").count(),
+            copied,
+            "{transport}: {out}"
+        );
+        let (pulls, _, deferred) = spent(&report(dir.path()), &front.host());
+        assert_eq!(
+            (pulls, deferred),
+            (tags.len() as u64 - copied as u64, 0),
+            "{out}"
+        );
     }
 }
