@@ -305,9 +305,18 @@ async fn below_the_rate_floor_the_rest_is_deferred_with_a_line_each() {
             ),
         }
 
-        // The next run: what was copied is unchanged (HEADs, free), the rest still
-        // deferred, and not one manifest GET.
+        // `plan` and the next run: what was copied is unchanged (HEADs, free), the rest
+        // still deferred, and not one manifest GET.
         let gets = front.gets.load(Ordering::SeqCst);
+        let plan = ferry(dir.path(), &["plan", "--transport", transport], &[]);
+        let planned = text(&plan.stdout);
+        assert_eq!(plan.status.code(), Some(1), "{transport}: {planned}");
+        let plan_deferred = planned
+            .lines()
+            .filter(|l| l.starts_with("error ") && l.ends_with("): deferred"))
+            .count();
+        assert_eq!(plan_deferred, deferred.len(), "{transport}: {planned}");
+        assert!(planned.contains(&summary), "{transport}: {planned}");
         let again = sync();
         let out = text(&again.stdout);
         assert_eq!(again.status.code(), Some(1), "{transport}: {out}");
