@@ -225,13 +225,8 @@ impl Decider {
         // The GET is a pull on Docker Hub: below the floor, it waits for another run.
         if let Err((remaining, floor)) = self.source.take_pull(&job.source) {
             self.source.count_deferred(&job.source);
-            let who = PullBudget::display_name(job.source.registry());
-            return Action::Fail(match remaining < floor {
-                true => format!(
-                    "{who} pull budget below the floor (remaining {remaining} < rate_floor {floor}): deferred"
-                ),
-                false => format!("{who} pull budget spent (remaining {remaining}): deferred"),
-            });
+            let registry = job.source.registry();
+            return Action::Fail(PullBudget::deferral(registry, remaining, floor));
         }
         let manifest = match self.source.get_manifest(&job.source).await {
             Ok(manifest) => manifest,

@@ -43,6 +43,17 @@ impl PullBudget {
             other => format!("registry {other}"),
         }
     }
+
+    /// Why a job of `registry` is deferred: its budget below the floor, or spent.
+    pub fn deferral(registry: &str, remaining: u64, floor: u64) -> String {
+        let who = PullBudget::display_name(registry);
+        if remaining < floor {
+            let numbers = format!("remaining {remaining} < rate_floor {floor}");
+            format!("{who} pull budget below the floor ({numbers}): deferred")
+        } else {
+            format!("{who} pull budget spent (remaining {remaining}): deferred")
+        }
+    }
 }
 
 /// The budgets of every source registry a client asked, shared by its clones.
@@ -184,6 +195,18 @@ mod tests {
         assert_eq!(leading_number(" 0 ; w=21600"), Some(0));
         assert_eq!(leading_number("100"), Some(100));
         assert_eq!(leading_number("many"), None);
+    }
+
+    #[test]
+    fn deferral_lines_name_docker_hub() {
+        assert_eq!(
+            PullBudget::deferral("docker.io", 9, 10),
+            "Docker Hub pull budget below the floor (remaining 9 < rate_floor 10): deferred"
+        );
+        assert_eq!(
+            PullBudget::deferral("ghcr.io", 0, 0),
+            "registry ghcr.io pull budget spent (remaining 0): deferred"
+        );
     }
 
     #[test]

@@ -89,9 +89,10 @@ impl RegistryClient {
         }))
     }
 
-    /// GET the manifest `reference` names (on the source side, a pull spent: counted). It must fit the registry's `manifest_size` and
-    /// its `Content-Length`; when `reference` names a digest, the bytes must hash to it; a
-    /// `Docker-Content-Digest` header must always match the bytes.
+    /// GET the manifest `reference` names (on the source side, a pull spent: counted). It
+    /// must fit the registry's `manifest_size` and its `Content-Length`; when `reference`
+    /// names a digest, the bytes must hash to it; a `Docker-Content-Digest` header must
+    /// always match the bytes. A 429 `toomanyrequests` without `Retry-After` is final.
     pub async fn get_manifest(&self, reference: &Reference) -> Result<Manifest, RegistryError> {
         let wanted = reference.manifest_reference();
         let repo = self
