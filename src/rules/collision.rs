@@ -1,7 +1,7 @@
 //! The target check run at load time: every entry and extension image maps in every
 //! configured stage, and no two source repositories share a target repository.
 //!
-//! Pure: reads a [`Config`], writes nothing.
+//! Pure: reads a [`Config`](crate::config::Config), writes nothing.
 
 use std::collections::HashMap;
 

@@ -2,7 +2,7 @@
 //! every images.yaml entry and every extension tag, so nobody hand-writes that list; then
 //! build-images.yaml's mapping-form entries exactly as they were written.
 //!
-//! Pure: expands a [`Config`] into [`ImageEntry`]s; `config::images::to_yaml` writes them.
+//! Pure: expands a [`Config`](crate::config::Config) into [`ImageEntry`]s; `config::images::to_yaml` writes them.
 
 use super::Mapping;
 use crate::config::images::{quote, to_yaml};

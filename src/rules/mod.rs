@@ -102,7 +102,7 @@ pub struct Rule {
 
 impl Rule {
     /// A rule from its parts; `origin` names where it was defined (`config/rules.yaml:7:9`,
-    /// `preset nstl`). The registry override comes from [`normalize_registry`].
+    /// `preset nstl`). The registry override comes from [`normalize_registry`](crate::reference::normalize_registry).
     pub fn new(
         pattern: Pattern,
         target: Template,
@@ -161,7 +161,7 @@ pub struct StageRules {
 }
 
 impl StageRules {
-    /// A stage; `registry` comes from [`normalize_registry`].
+    /// A stage; `registry` comes from [`normalize_registry`](crate::reference::normalize_registry).
     pub fn new(registry: String, rules: Vec<Rule>) -> StageRules {
         StageRules { registry, rules }
     }
