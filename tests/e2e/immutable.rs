@@ -118,6 +118,35 @@ async fn an_immutable_tag_on_the_target_is_skipped_without_a_source_request() {
                 .any(|r| r.method == "HEAD" && r.uri.ends_with("/manifests/latest")),
             "{transport}: latest was checked: {asked:#?}"
         );
+        // A plan file carries the mark: `sync --plan` decides the job the same way.
+        let json = run(&["plan", "--json"]);
+        let jobs: serde_json::Value = serde_json::from_slice(&json.stdout).expect("plan JSON");
+        let marked: Vec<bool> = jobs
+            .as_array()
+            .expect("jobs")
+            .iter()
+            .map(|j| j["immutable"] == true)
+            .collect();
+        assert_eq!(
+            marked,
+            [true, false],
+            "{transport}: 1.0.0 then latest: {jobs}"
+        );
+        std::fs::write(dir.path().join("plan.json"), &json.stdout).expect("plan file");
+        let before = src.requests().len();
+        let planned = run(&["sync", "--plan", "plan.json"]);
+        let out = text(&planned.stdout);
+        assert!(
+            out.lines()
+                .any(|l| l.contains(":1.0.0 -> ") && l.ends_with(SKIP)),
+            "{transport}: {out}{}",
+            text(&planned.stderr)
+        );
+        let about_release = src.requests()[before..]
+            .iter()
+            .filter(|r| r.uri.contains("1.0.0"))
+            .count();
+        assert_eq!(about_release, 0, "{transport}: sync --plan");
         let kept = target
             .manifest("mirror/app", "1.0.0")
             .await
