@@ -75,11 +75,12 @@ pub struct Totals {
 /// The running record of a run: every job and the totals. Fed with each event.
 #[derive(Debug, Clone, Default)]
 pub struct Tally {
+    /// Pulls spent per source registry, read once the jobs are done.
+    pulls: Vec<PullBudget>,
     jobs: BTreeMap<JobId, JobRecord>,
     planning: Vec<RetryRecord>,
     planned: Option<usize>,
     elapsed: Duration,
-    pulls: Vec<PullBudget>,
 }
 
 impl Tally {
