@@ -142,11 +142,13 @@ async fn a_sync_killed_at_ten_moments_leaves_no_half_written_tag_and_reruns_to_c
         }
         let at_kill = writes(&dst);
         // dockerd finishes (or drops) a push it had started after its client died: the
-        // target is checked once nothing writes to it any more.
-        let mut seen = usize::MAX;
-        while seen != dst.requests().len() {
-            seen = dst.requests().len();
-            std::thread::sleep(Duration::from_millis(300));
+        // target is checked once nothing has reached it for three looks in a row.
+        let (mut seen, mut quiet) = (usize::MAX, 0);
+        while quiet < 3 {
+            std::thread::sleep(Duration::from_millis(250));
+            let now = dst.requests().len();
+            quiet = if now == seen { quiet + 1 } else { 0 };
+            seen = now;
         }
         let settled = writes(&dst);
         let partial = complete_tags(&dst, &["mirror/app", "mirror/multi"], &moment).await;
