@@ -157,3 +157,38 @@ async fn an_immutable_tag_on_the_target_is_skipped_without_a_source_request() {
         );
     }
 }
+
+#[test]
+fn a_bad_immutable_regex_or_rate_floor_is_exit_2_with_its_place() {
+    let cases = [
+        (
+            "config/images.yaml",
+            "127.0.0.1:5000/team/app:\n  immutable: '^v(\\d+'\n",
+            "config/images.yaml:2:14: invalid regex",
+        ),
+        (
+            "config/rules.yaml",
+            "preset: nstl\nimmutable: '[v'\n",
+            "config/rules.yaml:2:12: invalid regex",
+        ),
+        (
+            "config/auth.yaml",
+            "docker.io:\n  limits:\n    rate_floor: many\n",
+            "config/auth.yaml:3:17: rate_floor must be a whole number of pulls",
+        ),
+    ];
+    for (file, written, says) in cases {
+        let mut files = vec![
+            ("config/images.yaml", "127.0.0.1:5000/team/app:1.0:\n"),
+            ("config/rules.yaml", "preset: nstl\n"),
+        ];
+        files.retain(|(name, _)| *name != file);
+        files.push((file, written));
+        let dir = project(&files);
+        let plan = ferry(dir.path(), &["plan", "--offline"], &[]);
+        let stderr = text(&plan.stderr);
+        assert_eq!(plan.status.code(), Some(2), "{file}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.contains(says), "{file}: {stderr}");
+    }
+}
