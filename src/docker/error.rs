@@ -149,8 +149,9 @@ impl DockerError {
     /// refused credentials, an unreachable daemon or a failed build step are not retried.
     pub fn is_retryable(&self) -> bool {
         match &self.kind {
-            DockerErrorKind::Refused { class, .. } => {
+            DockerErrorKind::Refused { class, message } => {
                 matches!(class, ErrorClass::RateLimited | ErrorClass::Transient)
+                    && !is_pull_limit(message)
             }
             DockerErrorKind::Interrupted(_) => true,
             _ => false,
@@ -182,7 +183,57 @@ impl fmt::Display for DockerError {
             (_, Some(registry)) => write!(f, " to {registry}")?,
             (_, None) => {}
         }
+        if let DockerErrorKind::Refused { message, .. } = &self.kind {
+            if let Some(cause) = self.named_cause(message) {
+                write!(f, ": {cause}")?;
+            }
+        }
         write!(f, ": {}", self.kind)
+    }
+}
+
+impl DockerError {
+    /// What a registry's refusal means for the person reading it, when its text says it
+    /// (Harbor's 401 for a missing project, its quota and immutable-tag answers, Docker
+    /// Hub's pull limit): the daemon passes those on without naming them.
+    fn named_cause(&self, message: &str) -> Option<String> {
+        let m = message.to_ascii_lowercase();
+        let registry = self.registry.as_deref().unwrap_or("the registry");
+        let repository = repository_of(&self.subject);
+        match self.operation {
+            Operation::Push if m.contains("unauthorized to access repository") => Some(format!(
+                "project missing or no push permission on {repository}"
+            )),
+            Operation::Push if is_quota(&m) => Some(format!("quota exceeded on {registry}")),
+            Operation::Push if m.contains("immutable") => {
+                Some(format!("tag is immutable on {}", self.subject))
+            }
+            Operation::Pull if is_pull_limit(message) => Some(format!(
+                "pull rate limit reached on {registry} (not retried: it lasts for the rest of the window)"
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// True for Docker Hub's pull limit (429 `toomanyrequests` … `pull rate limit`), which
+/// lasts hours: retrying within a run only spends more of it. The bare abuse 429 is not.
+pub(crate) fn is_pull_limit(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("toomanyrequests") && m.contains("pull rate limit")
+}
+
+/// True for Harbor's quota refusal (`… will exceed the configured upper limit …`).
+pub(crate) fn is_quota(lowercase: &str) -> bool {
+    lowercase.contains("exceed the configured upper limit") || lowercase.contains("quota")
+}
+
+/// `host/repository` of `host/repository:tag` (or `@digest`).
+fn repository_of(image: &str) -> &str {
+    let image = image.split('@').next().unwrap_or(image);
+    match image.rfind(':') {
+        Some(at) if !image[at..].contains('/') => &image[..at],
+        _ => image,
     }
 }
 

@@ -22,7 +22,7 @@ use super::challenge::{parse_challenge, Challenge};
 use super::error::{network, parse_envelope, ErrorKind, RegistryError};
 use super::retry::parse_retry_after;
 use super::{Host, RegistryClient};
-use crate::credentials::Credentials;
+use crate::credentials::{Credentials, Side};
 use crate::reference::Reference;
 
 const MAX_REDIRECTS: usize = 5;
@@ -224,6 +224,7 @@ impl Repo {
             } => Some(token.clone()),
             Presented::Bearer { fresh: true, .. } if wider => None,
             Presented::Nothing if learned.is_some() => None,
+            Presented::Bearer { fresh: true, .. } => return Err(self.no_access(response).await),
             _ => return Err(self.unauthorized(response).await),
         };
         tracing::debug!(action = %self.action, "401: renewing authorization once");
@@ -233,7 +234,10 @@ impl Repo {
         }
         let response = self.transmit(call, header.as_ref()).await?;
         if response.status() == StatusCode::UNAUTHORIZED {
-            return Err(self.unauthorized(response).await);
+            return Err(match presented {
+                Presented::Bearer { .. } => self.no_access(response).await,
+                _ => self.unauthorized(response).await,
+            });
         }
         Ok(Sent {
             response,
@@ -345,6 +349,25 @@ impl Repo {
             status,
             errors: parse_envelope(&body),
             retry_after,
+        })
+    }
+
+    /// A 401 that a freshly issued token did not cure: the account has no access here.
+    async fn no_access(&self, response: Response) -> RegistryError {
+        let body = read_capped(response, MAX_ERROR_BODY).await;
+        let detail = parse_envelope(&body)
+            .first()
+            .map(|e| e.message.clone())
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| "unauthorized".into());
+        self.error(ErrorKind::NoAccess {
+            place: format!(
+                "{}/{}",
+                self.reference.registry(),
+                self.reference.repository()
+            ),
+            push: self.client.side == Side::Target,
+            detail,
         })
     }
 
