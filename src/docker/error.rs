@@ -344,6 +344,53 @@ mod tests {
     }
 
     #[test]
+    fn harbor_and_hub_refusals_are_named() {
+        let refused = |operation, subject: &str, message: &str| {
+            let kind = DockerErrorKind::Refused {
+                class: classify(None, message),
+                message: one_line(message),
+            };
+            DockerError::new(operation, subject, kind).with_registry("h:5000")
+        };
+        let push = |message: &str| refused(Operation::Push, "h:5000/lib/app:1.0", message);
+        let line = push("unauthorized: unauthorized to access repository: lib/app, action: push")
+            .to_string();
+        assert!(
+            line.contains(
+                "to h:5000: project missing or no push permission on h:5000/lib/app: unauthorized"
+            ),
+            "{line}"
+        );
+        let line = push("denied: adding 1.2 MiB of storage resource, which when updated to current usage of 9.9 MiB will exceed the configured upper limit of 10.0 MiB.").to_string();
+        assert!(
+            line.contains("to h:5000: quota exceeded on h:5000: denied"),
+            "{line}"
+        );
+        let line =
+            push("denied: The tag lib/app:1.0 is immutable, cannot be overwritten.").to_string();
+        assert!(
+            line.contains("tag is immutable on h:5000/lib/app:1.0"),
+            "{line}"
+        );
+        let spent = refused(Operation::Pull, "h:5000/x:1", "toomanyrequests: You have reached your pull rate limit. You may increase the limit by authenticating and upgrading");
+        assert!(
+            spent
+                .to_string()
+                .contains("pull rate limit reached on h:5000"),
+            "{spent}"
+        );
+        assert!(!spent.is_retryable(), "the pull limit lasts hours");
+        let abuse = refused(
+            Operation::Pull,
+            "h:5000/x:1",
+            "toomanyrequests: too many requests",
+        );
+        assert!(abuse.is_retryable());
+        assert_eq!(repository_of("h:5000/a/b@sha256:00"), "h:5000/a/b");
+        assert_eq!(repository_of("h:5000/a/b"), "h:5000/a/b");
+    }
+
+    #[test]
     fn only_transient_trouble_is_retryable() {
         let refused = |class| DockerErrorKind::Refused {
             class,

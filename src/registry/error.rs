@@ -78,7 +78,7 @@ pub enum ErrorKind {
     /// Still 401 with a token the token service has just issued: the credentials are good,
     /// but the account cannot see or write this repository (Harbor: the project does not
     /// exist, or the account has no push permission on it).
-    #[error("{} on {place} (registry says: {detail})", access_cause(*.push))]
+    #[error("{} on {place} (UNAUTHORIZED: {detail})", access_cause(*.push))]
     NoAccess {
         /// `host/repository`.
         place: String,
@@ -450,6 +450,75 @@ mod tests {
         assert!(
             RegistryError::new("r", None, "GET", ErrorKind::Network("reset".into())).is_retryable()
         );
+    }
+
+    #[test]
+    fn harbor_and_hub_refusals_are_named_and_final() {
+        let put = |code: u16, body: &str| {
+            RegistryError::new(
+                "harbor.example",
+                Some("lib/app"),
+                "PUT manifest 1.0",
+                ErrorKind::Status {
+                    status: code,
+                    errors: parse_envelope(body.as_bytes()),
+                    retry_after: None,
+                },
+            )
+        };
+        let quota = put(
+            403,
+            r#"{"errors":[{"code":"DENIED","message":"adding 1.2 MiB of storage resource, which when updated to current usage of 9.9 MiB will exceed the configured upper limit of 10.0 MiB."}]}"#,
+        );
+        assert!(
+            quota.to_string().contains(
+                ": PUT manifest 1.0: quota exceeded on harbor.example: HTTP 403: DENIED adding"
+            ),
+            "{quota}"
+        );
+        assert!(!quota.is_retryable());
+        let immutable = put(
+            412,
+            r#"{"errors":[{"code":"PRECONDITION","message":"configured as immutable"}]}"#,
+        );
+        assert!(
+            immutable
+                .to_string()
+                .contains("tag is immutable on harbor.example/lib/app:1.0: HTTP 412"),
+            "{immutable}"
+        );
+        assert!(!immutable.is_retryable());
+        let denied = put(
+            403,
+            r#"{"errors":[{"code":"DENIED","message":"The tag lib/app:1.0 is immutable, cannot be overwritten."}]}"#,
+        );
+        assert!(
+            denied
+                .to_string()
+                .contains("tag is immutable on harbor.example/lib/app:1.0"),
+            "{denied}"
+        );
+        let plain = put(
+            403,
+            r#"{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}"#,
+        );
+        assert!(
+            !plain.to_string().contains("immutable") && !plain.to_string().contains("quota"),
+            "{plain}"
+        );
+        let spent = status(
+            429,
+            r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit. You may increase the limit by authenticating and upgrading"}]}"#,
+        );
+        assert!(!spent.is_retryable(), "the pull limit lasts hours");
+        assert!(
+            spent
+                .to_string()
+                .contains("pull rate limit reached on ghcr.io"),
+            "{spent}"
+        );
+        let abuse = status(429, "");
+        assert!(abuse.is_retryable(), "the bare 429 is retried");
     }
 
     #[test]
