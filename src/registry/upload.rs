@@ -85,11 +85,23 @@ impl RegistryClient {
             .append_pair("mount", digest)
             .append_pair("from", from_repository);
         let call = Call::new(Method::POST, url, scopes);
-        let sent = repo
+        let sent = match repo
             .send(&call, |s| {
                 s == StatusCode::CREATED || s == StatusCode::ACCEPTED
             })
-            .await?;
+            .await
+        {
+            Ok(sent) => sent,
+            // Harbor answers 401 when `from` is not visible to the account, others 403 or
+            // 404: a mount is an optimisation, so the blob is uploaded instead.
+            Err(error) if is_refused_mount(&error) => {
+                tracing::debug!(%error, "mount refused: uploading instead");
+                let repo = self.open(target, format!("upload blob {digest}")).await?;
+                let location = start_session(&repo).await?;
+                return Ok(MountOutcome::NotMounted(UploadSession { location }));
+            }
+            Err(error) => return Err(error),
+        };
         if sent.response.status() == StatusCode::CREATED {
             return Ok(MountOutcome::Mounted);
         }
@@ -164,15 +176,7 @@ impl RegistryClient {
         let scopes = vec![repo.reference.scope(&["pull", "push"])];
         let mut location = match session {
             Some(location) => location,
-            None => {
-                let call = Call::new(Method::POST, repo.url("blobs/uploads/")?, scopes.clone());
-                let sent = repo
-                    .send(&call, |s| {
-                        s == StatusCode::ACCEPTED || s == StatusCode::CREATED
-                    })
-                    .await?;
-                location(repo, &sent.response)?
-            }
+            None => start_session(repo).await?,
         };
         let options = &self.inner.options;
         let mut finish = Payload::Empty;
@@ -221,6 +225,24 @@ impl RegistryClient {
         }
         Ok(())
     }
+}
+
+/// Opens an upload session in the repository of `repo`: its `Location`.
+async fn start_session(repo: &Repo) -> Result<Url, RegistryError> {
+    let scopes = vec![repo.reference.scope(&["pull", "push"])];
+    let call = Call::new(Method::POST, repo.url("blobs/uploads/")?, scopes);
+    let sent = repo
+        .send(&call, |s| {
+            s == StatusCode::ACCEPTED || s == StatusCode::CREATED
+        })
+        .await?;
+    location(repo, &sent.response)
+}
+
+/// A mount the registry refused for good (no access to `from`, not supported): an upload
+/// may still work. Anything retryable was retried already and stays an error.
+fn is_refused_mount(error: &RegistryError) -> bool {
+    !error.is_retryable() && matches!(error.status(), Some(400 | 401 | 403 | 404 | 405))
 }
 
 fn payload(source: &BlobSource, offset: u64, len: u64) -> Payload {

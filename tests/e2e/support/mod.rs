@@ -18,6 +18,6 @@ pub use client::{challenge_params, Manifest, RegistryClient};
 pub use docker::{docker, require_daemon, unique, Docker, ImageCleanup};
 pub use fixture::{Attestation, Fixture, ManyTags, MediaKind, Platform, Pushed, PushedIndex};
 pub use hostile::{HostileRegistry, Hostility};
-pub use quirk::{Harbor, Kind, Profile, QuirkRegistry};
+pub use quirk::{Harbor, Kind, Profile, QuirkRegistry, Seen};
 pub use registry::{AuthMode, Credentials, Registry, Request};
 pub use token::{TokenOptions, TokenRequest, TRICKY_PASSWORD};
