@@ -28,8 +28,14 @@ const HUB_LIMIT: u32 = 100;
 pub enum Profile {
     /// Harbor, in one of its failure cases.
     Harbor(Harbor),
-    /// A Sonatype Nexus docker-hosted repository.
-    Nexus,
+    /// A Sonatype Nexus docker-hosted repository: no `Docker-Content-Digest` on manifest
+    /// GET and HEAD answers, nor on any other answer unless `write_digests`.
+    Nexus {
+        /// Whether blob answers and manifest PUT answers keep `Docker-Content-Digest`: the
+        /// Docker daemon cannot push without it (its client parses the header after a blob
+        /// upload and a manifest PUT: "invalid checksum digest format").
+        write_digests: bool,
+    },
     /// Docker Hub with `remaining` manifest GETs left in the window.
     DockerHub {
         /// Pulls left before manifest GETs answer 429.
@@ -312,13 +318,16 @@ impl Front {
                 self.harbor(case, request, repo, reference, kind, authorized)
                     .await
             }
-            Profile::Nexus => self.nexus(request, repo, kind).await,
+            Profile::Nexus { .. } => self.nexus(request, repo, kind).await,
             Profile::DockerHub { .. } => self.docker_hub(request, kind).await,
             Profile::Quay { page_size } => self.quay(request, repo, kind, *page_size).await,
             Profile::K8s => self.k8s(request, reference, kind).await,
         };
-        if self.profile == Profile::Nexus {
-            response.headers_mut().remove("docker-content-digest");
+        if let Profile::Nexus { write_digests } = self.profile {
+            let read = matches!(kind, Kind::ManifestGet | Kind::ManifestHead);
+            if read || !write_digests {
+                response.headers_mut().remove("docker-content-digest");
+            }
         }
         lock(&self.seen).push(Seen {
             method: method.to_string(),
