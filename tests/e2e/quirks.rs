@@ -629,3 +629,111 @@ async fn k8s_blob_redirects_are_followed_without_credentials() {
         }
     }
 }
+
+#[tokio::test]
+async fn dockerhub_pulls_are_counted_and_a_no_op_spends_none() {
+    require_daemon();
+    let source = QuirkRegistry::start(Registry::anonymous(), Profile::DockerHub { remaining: 100 });
+    let name = format!("hub{}", rand::random::<u32>());
+    let (app, multi) = fixtures(source.backing(), &name).await;
+    let app = app.replace(&source.backing().host(), &source.host());
+    let multi = multi
+        .reference()
+        .replace(&source.backing().host(), &source.host());
+    for transport in TRANSPORTS {
+        let target = Registry::anonymous();
+        let dir = config(
+            &[
+                (app.clone(), format!("{}/hub/app", target.host())),
+                (multi.clone(), format!("{}/hub/multi", target.host())),
+            ],
+            &[],
+        );
+        source.reset();
+        let before = source.remaining();
+        let run = sync(&dir, transport);
+        assert_eq!(run.code, Some(0), "{transport}: {}", run.all);
+        let gets = source.count_status(Kind::ManifestGet, 200);
+        eprintln!("{transport}: {gets} manifest GETs for 1 image and 1 index of 2 Linux platforms");
+        // One per platform image copied plus one per index is Docker Hub's count of a
+        // registry-to-registry copy; through the daemon, ferry's own read of a platform
+        // manifest may come on top of the daemon's.
+        let bound = match transport {
+            "registry" => 4,
+            _ => 7,
+        };
+        assert!(
+            (4..=bound).contains(&gets),
+            "{transport}: {gets} pulls:\n{}",
+            source.summary()
+        );
+        assert_eq!(
+            source.remaining(),
+            before - gets as u32,
+            "every manifest GET and only those spent a pull"
+        );
+        for (repo, tag) in [("hub/app", "1.0"), ("hub/multi", "1.0")] {
+            assert!(absent_or_complete(&target, repo, tag).await);
+        }
+        source.reset();
+        let again = sync(&dir, transport);
+        assert_eq!(again.code, Some(0), "{transport} no-op: {}", again.all);
+        assert_eq!(
+            source.count(Kind::ManifestGet),
+            0,
+            "{transport}: a no-op spends no pull:\n{}",
+            source.summary()
+        );
+        assert!(
+            source.count(Kind::ManifestHead) >= 2,
+            "{transport}: HEADs are free"
+        );
+    }
+}
+
+/// Syncs `app` from a Docker Hub front with `remaining` pulls left: the image ends in one
+/// line (a final pull-limit failure, or a deferral once the budget floor exists), with at
+/// most one 429 for it, and nothing tagged on the target.
+async fn hub_spent(remaining: u32, transport: &str) {
+    let source = QuirkRegistry::start(Registry::anonymous(), Profile::DockerHub { remaining });
+    let name = format!("spent{}", rand::random::<u32>());
+    let app = Fixture::image(source.backing(), &format!("{name}/app"), "1.0")
+        .layer_text(&name)
+        .push()
+        .await
+        .reference()
+        .replace(&source.backing().host(), &source.host());
+    let target = Registry::anonymous();
+    let dir = config(&[(app, format!("{}/hub/app", target.host()))], &[]);
+    let run = sync(&dir, transport);
+    assert_eq!(run.code, Some(1), "{transport}: {}", run.all);
+    let lines: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("FAILED") || l.contains("deferred"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{transport}: one line: {}", run.all);
+    let host = source.host();
+    assert!(
+        lines[0].contains(&format!("pull rate limit reached on {host}"))
+            || lines[0].contains("deferred"),
+        "{transport}: {}",
+        run.all
+    );
+    assert!(
+        source.count_status(Kind::ManifestGet, 429) <= 1,
+        "{transport}: the pull limit is not retried:\n{}",
+        source.summary()
+    );
+    assert!(!absent_or_complete(&target, "hub/app", "1.0").await);
+}
+
+#[tokio::test]
+async fn dockerhub_pull_limit_is_final_for_the_image() {
+    require_daemon();
+    for transport in TRANSPORTS {
+        hub_spent(0, transport).await;
+    }
+    // One pull left: ferry reads the manifest, the daemon's own GET meets the limit.
+    hub_spent(1, "docker").await;
+}
