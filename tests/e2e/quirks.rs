@@ -181,6 +181,7 @@ async fn harbor_missing_project_is_one_line_without_retries() {
         assert_eq!(run.code, Some(1), "{transport}: {}", run.all);
         let failed = run.failed();
         assert_eq!(failed.len(), 1, "{transport}: {}", run.all);
+        eprintln!("NoProject {transport}: {}", failed[0]);
         assert!(
             failed[0].contains(&format!("project missing or no push permission on {repo}")),
             "{transport}: {}",
@@ -214,6 +215,27 @@ async fn copies_then_no_op(
     assert_eq!(again.code, Some(0), "{transport} no-op: {}", again.all);
     assert_no_writes(front, transport);
     run
+}
+
+/// Runs `dir` again with `transport` and checks that the plain registry `target` got no
+/// write at all (a no-op: no manifest PUT, no upload).
+fn rerun_writes_nothing(dir: &tempfile::TempDir, transport: &str, target: &Registry) {
+    let writes = |target: &Registry| {
+        target
+            .requests()
+            .iter()
+            .filter(|r| matches!(r.method.as_str(), "PUT" | "POST" | "PATCH"))
+            .count()
+    };
+    let before = writes(target);
+    let again = sync(dir, transport);
+    assert_eq!(again.code, Some(0), "{transport} no-op: {}", again.all);
+    assert_eq!(
+        writes(target),
+        before,
+        "{transport} no-op: no write:\n{}",
+        again.all
+    );
 }
 
 /// The front saw no manifest PUT, no upload and no mount.
@@ -261,6 +283,7 @@ async fn harbor_refuses(case: Harbor, says: &str, before: Option<&str>) {
         assert_eq!(run.code, Some(1), "{transport}: {}", run.all);
         let failed = run.failed();
         assert_eq!(failed.len(), 1, "{transport}: {}", run.all);
+        eprintln!("{case:?} {transport}: {}", failed[0]);
         let says = says.replace("HOST", &target.host());
         assert!(
             failed[0].contains(&says),
@@ -503,6 +526,7 @@ async fn nexus_tag_list_without_link_is_read_once_and_deduplicated() {
             .collect();
         let want: BTreeSet<String> = many.tags.iter().cloned().collect();
         assert_eq!(copied, want, "{transport}: every tag once");
+        rerun_writes_nothing(&dir, transport, &target);
         let puts = target
             .requests()
             .iter()
@@ -550,6 +574,7 @@ async fn quay_opaque_page_tokens_are_followed_verbatim() {
             .collect();
         let want: BTreeSet<String> = many.tags.iter().cloned().collect();
         assert_eq!(copied, want, "{transport}");
+        rerun_writes_nothing(&dir, transport, &target);
     }
 }
 
@@ -627,6 +652,7 @@ async fn k8s_blob_redirects_are_followed_without_credentials() {
         for (repo, tag) in [("k8s/app", "1.0"), ("k8s/multi", "1.0")] {
             assert!(absent_or_complete(&target, repo, tag).await);
         }
+        rerun_writes_nothing(&dir, transport, &target);
     }
 }
 
@@ -713,6 +739,7 @@ async fn hub_spent(remaining: u32, transport: &str) {
         .filter(|l| l.starts_with("FAILED") || l.contains("deferred"))
         .collect();
     assert_eq!(lines.len(), 1, "{transport}: one line: {}", run.all);
+    eprintln!("hub remaining {remaining} {transport}: {}", lines[0]);
     let host = source.host();
     assert!(
         lines[0].contains(&format!("pull rate limit reached on {host}"))
@@ -736,4 +763,51 @@ async fn dockerhub_pull_limit_is_final_for_the_image() {
     }
     // One pull left: ferry reads the manifest, the daemon's own GET meets the limit.
     hub_spent(1, "docker").await;
+}
+
+#[tokio::test]
+async fn harbor_immutable_single_image_is_one_line_and_keeps_the_tag() {
+    require_daemon();
+    let source = Registry::anonymous();
+    let name = format!("single{}", rand::random::<u32>());
+    let (app, _) = fixtures(&source, &name).await;
+    for transport in TRANSPORTS {
+        let target = harbor(Harbor::Immutable {
+            tag: "1.0".into(),
+            status: 412,
+        });
+        let old = Fixture::image(target.backing(), "lib/app", "1.0")
+            .layer_text("older")
+            .push()
+            .await
+            .digest;
+        let repo = format!("{}/lib/app", target.host());
+        let dir = config(
+            &[(app.clone(), repo.clone())],
+            &[(target.host(), target.backing())],
+        );
+        let run = sync(&dir, transport);
+        assert_eq!(run.code, Some(1), "{transport}: {}", run.all);
+        let failed = run.failed();
+        assert_eq!(failed.len(), 1, "{transport}: {}", run.all);
+        eprintln!("Immutable single {transport}: {}", failed[0]);
+        assert!(
+            failed[0].contains(&format!("tag is immutable on {repo}:1.0")),
+            "{transport}: {}",
+            run.all
+        );
+        assert_eq!(
+            target.count_status(Kind::ManifestPut, 412),
+            1,
+            "{transport}: the refused PUT is not retried:\n{}",
+            target.summary()
+        );
+        no_retry_storm(&target, transport);
+        assert!(absent_or_complete(target.backing(), "lib/app", "1.0").await);
+        let now = RegistryClient::new(target.backing())
+            .manifest("lib/app", "1.0")
+            .await
+            .map(|m| m.digest);
+        assert_eq!(now, Some(old), "{transport}: the tag is what it was");
+    }
 }
