@@ -811,3 +811,30 @@ async fn harbor_immutable_single_image_is_one_line_and_keeps_the_tag() {
         assert_eq!(now, Some(old), "{transport}: the tag is what it was");
     }
 }
+
+#[tokio::test]
+async fn nexus_duplicated_tags_do_not_shrink_a_newest_n_selection() {
+    let source = QuirkRegistry::start(
+        Registry::anonymous(),
+        Profile::Nexus {
+            write_digests: false,
+        },
+    );
+    let many = Fixture::many_tags(source.backing(), "team/newest", 5).await;
+    let target = Registry::anonymous();
+    let images = format!(
+        "\"{}/team/newest\":\n  to: \"{}/mirror/newest\"\n  limit: 3\n",
+        source.host(),
+        target.host()
+    );
+    let dir = project(&[("config/images.yaml", &images)]);
+    let run = sync(&dir, "registry");
+    assert_eq!(run.code, Some(0), "{}", run.all);
+    let copied: BTreeSet<String> = RegistryClient::new(&target)
+        .tags("mirror/newest")
+        .await
+        .into_iter()
+        .collect();
+    let want: BTreeSet<String> = many.tags[2..].iter().cloned().collect();
+    assert_eq!(copied, want, "the newest three, each once: {}", run.all);
+}
