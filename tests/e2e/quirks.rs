@@ -118,7 +118,10 @@ async fn absent_or_complete(registry: &Registry, repo: &str, tag: &str) -> bool 
 }
 
 /// No request was refused more than twice with credentials (a token, then at most one
-/// fresh token), and the refused ones stay few: a permanent answer is not retried.
+/// fresh token), and the refused ones stay few: a permanent answer is not retried. The
+/// daemon asks once per layer (HEAD, then POST) and pushes platforms side by side, so an
+/// image of 2 platforms and 6 blobs may see up to about a dozen refusals without a retry;
+/// five attempts of each would be 30 or more.
 fn no_retry_storm(front: &QuirkRegistry, transport: &str) {
     let mut refused: std::collections::HashMap<(String, String), usize> = Default::default();
     for seen in front
@@ -146,7 +149,7 @@ fn no_retry_storm(front: &QuirkRegistry, transport: &str) {
         .count();
     let total: usize = refused.values().sum::<usize>() + starts;
     assert!(
-        total <= 12,
+        total <= 20,
         "{transport}: {total} refused requests:\n{}",
         front.summary()
     );
