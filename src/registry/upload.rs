@@ -277,3 +277,64 @@ fn location(repo: &Repo, response: &reqwest::Response) -> Result<Url, RegistryEr
         })?;
     repo.resolve(value)
 }
+
+#[cfg(test)]
+mod tests {
+    use wiremock::matchers::{method, path, query_param};
+    use wiremock::{Mock, ResponseTemplate};
+
+    use super::*;
+    use crate::registry::tests::{client, envelope, open_registry, received, reference};
+
+    const DIGEST: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000001";
+
+    #[tokio::test]
+    async fn a_refused_mount_opens_a_plain_upload_session() {
+        let server = open_registry().await;
+        Mock::given(method("POST"))
+            .and(path("/v2/team/app/blobs/uploads/"))
+            .and(query_param("mount", DIGEST))
+            .respond_with(ResponseTemplate::new(401).set_body_json(envelope(
+                "UNAUTHORIZED",
+                "unauthorized to access repository: other/repo, action: pull",
+            )))
+            .with_priority(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/v2/team/app/blobs/uploads/"))
+            .respond_with(
+                ResponseTemplate::new(202)
+                    .insert_header("Location", "/v2/team/app/blobs/uploads/s1"),
+            )
+            .with_priority(2)
+            .mount(&server)
+            .await;
+        let outcome = client(&server, false)
+            .mount_blob(&reference(&server, "team/app:1"), "other/repo", DIGEST)
+            .await
+            .expect("a refused mount is no error");
+        let MountOutcome::NotMounted(session) = outcome else {
+            panic!("not mounted: {outcome:?}");
+        };
+        assert_eq!(session.location.path(), "/v2/team/app/blobs/uploads/s1");
+        let posts = received(&server, "/v2/team/app/blobs/uploads/").await;
+        assert_eq!(posts.len(), 2, "the mount once, then a plain POST");
+        assert!(posts[1].url.query().is_none(), "{:?}", posts[1].url);
+    }
+
+    #[tokio::test]
+    async fn a_mount_that_fails_for_a_retryable_cause_stays_an_error() {
+        let server = open_registry().await;
+        Mock::given(method("POST"))
+            .and(path("/v2/team/app/blobs/uploads/"))
+            .respond_with(ResponseTemplate::new(500))
+            .mount(&server)
+            .await;
+        let error = client(&server, false)
+            .mount_blob(&reference(&server, "team/app:1"), "other/repo", DIGEST)
+            .await
+            .expect_err("a 500 after the retries is an error");
+        assert_eq!(error.status(), Some(500));
+    }
+}
