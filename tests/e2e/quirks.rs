@@ -736,20 +736,20 @@ async fn hub_spent(remaining: u32, transport: &str) {
     let dir = config(&[(app, format!("{}/hub/app", target.host()))], &[]);
     let run = sync(&dir, transport);
     assert_eq!(run.code, Some(1), "{transport}: {}", run.all);
-    let lines: Vec<&str> = run
-        .stdout
-        .lines()
-        .filter(|l| l.starts_with("FAILED") || l.contains("deferred"))
-        .collect();
-    assert_eq!(lines.len(), 1, "{transport}: one line: {}", run.all);
-    eprintln!("hub remaining {remaining} {transport}: {}", lines[0]);
-    let host = source.host();
-    assert!(
-        lines[0].contains(&format!("pull rate limit reached on {host}"))
-            || lines[0].contains("deferred"),
-        "{transport}: {}",
-        run.all
-    );
+    // Once the decide stage keeps a budget floor (issue #15, item 3), the image is deferred
+    // before any GET; until then it fails at its first 429.
+    let deferred = run.stdout.lines().any(|l| l.contains("deferred"));
+    if !deferred {
+        let failed = run.failed();
+        assert_eq!(failed.len(), 1, "{transport}: one line: {}", run.all);
+        eprintln!("hub remaining {remaining} {transport}: {}", failed[0]);
+        let host = source.host();
+        assert!(
+            failed[0].contains(&format!("pull rate limit reached on {host}")),
+            "{transport}: {}",
+            run.all
+        );
+    }
     assert!(
         source.count_status(Kind::ManifestGet, 429) <= 1,
         "{transport}: the pull limit is not retried:\n{}",
