@@ -201,9 +201,15 @@ impl DockerError {
         let registry = self.registry.as_deref().unwrap_or("the registry");
         let repository = repository_of(&self.subject);
         match self.operation {
-            Operation::Push if m.contains("unauthorized to access repository") => Some(format!(
-                "project missing or no push permission on {repository}"
-            )),
+            // Harbor's words, and Docker Hub's (and ACR's) for the same thing.
+            Operation::Push
+                if m.contains("unauthorized to access repository")
+                    || m.contains("requested access to the resource is denied") =>
+            {
+                Some(format!(
+                    "project missing or no push permission on {repository}"
+                ))
+            }
             Operation::Push if is_quota(&m) => Some(format!("quota exceeded on {registry}")),
             Operation::Push if m.contains("immutable") => {
                 Some(format!("tag is immutable on {}", self.subject))
@@ -359,6 +365,11 @@ mod tests {
             line.contains(
                 "to h:5000: project missing or no push permission on h:5000/lib/app: unauthorized"
             ),
+            "{line}"
+        );
+        let line = push("denied: requested access to the resource is denied").to_string();
+        assert!(
+            line.contains("project missing or no push permission on h:5000/lib/app"),
             "{line}"
         );
         let line = push("denied: adding 1.2 MiB of storage resource, which when updated to current usage of 9.9 MiB will exceed the configured upper limit of 10.0 MiB.").to_string();
