@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 
 use crate::harness::{ferry, project, text};
 use crate::support::{
-    require_daemon, Fixture, Harbor, Kind, MediaKind, Profile, PushedIndex, QuirkRegistry,
-    Registry, RegistryClient, TokenOptions,
+    require_daemon, Fixture, Harbor, ImageCleanup, Kind, MediaKind, Profile, PushedIndex,
+    QuirkRegistry, Registry, RegistryClient, TokenOptions,
 };
 
 const TRANSPORTS: [&str; 2] = ["registry", "docker"];
@@ -172,9 +172,12 @@ async fn fixtures(source: &Registry, name: &str) -> (String, PushedIndex) {
 async fn harbor_missing_project_is_one_line_without_retries() {
     require_daemon();
     let source = Registry::anonymous();
+    let daemon = ImageCleanup::default();
+    daemon.track_registry(source.host());
     let (_, multi) = fixtures(&source, "noproject").await;
     for transport in TRANSPORTS {
         let target = harbor(Harbor::NoProject);
+        daemon.track_registry(target.host());
         let repo = format!("{}/lib/multi", target.host());
         let dir = config(
             &[(multi.reference(), repo.clone())],
@@ -263,10 +266,13 @@ fn assert_no_writes(front: &QuirkRegistry, transport: &str) {
 async fn harbor_refuses(case: Harbor, says: &str, before: Option<&str>) {
     require_daemon();
     let source = Registry::anonymous();
+    let daemon = ImageCleanup::default();
+    daemon.track_registry(source.host());
     let name = format!("h{}", rand::random::<u32>());
     let (_, multi) = fixtures(&source, &name).await;
     for transport in TRANSPORTS {
         let target = harbor(case.clone());
+        daemon.track_registry(target.host());
         let old = match before {
             Some(text) => Some(
                 Fixture::image(target.backing(), "lib/multi", "1.0")
@@ -350,9 +356,12 @@ async fn harbor_immutable_tag_403_is_one_line_and_keeps_the_tag() {
 async fn harbor_refused_mounts_fall_back_to_uploads_and_a_rerun_is_a_no_op() {
     require_daemon();
     let source = Registry::anonymous();
+    let daemon = ImageCleanup::default();
+    daemon.track_registry(source.host());
     let (app, multi) = fixtures(&source, "mount").await;
     for transport in TRANSPORTS {
         let target = harbor(Harbor::MountInvisible);
+        daemon.track_registry(target.host());
         let dir = config(
             &[
                 (app.clone(), format!("{}/lib/app", target.host())),
@@ -388,12 +397,15 @@ async fn harbor_refused_mounts_fall_back_to_uploads_and_a_rerun_is_a_no_op() {
 async fn harbor_immutable_tag_unchanged_is_never_put_again() {
     require_daemon();
     let source = Registry::anonymous();
+    let daemon = ImageCleanup::default();
+    daemon.track_registry(source.host());
     let (app, multi) = fixtures(&source, "immutable").await;
     for transport in TRANSPORTS {
         let target = harbor(Harbor::Immutable {
             tag: "1.0".into(),
             status: 412,
         });
+        daemon.track_registry(target.host());
         let dir = config(
             &[
                 (app.clone(), format!("{}/lib/app", target.host())),
@@ -415,6 +427,8 @@ fn all_tags_config(source: &str, to: &str, accounts: &[(String, &Registry)]) -> 
 async fn nexus_without_digests_or_mounts_copies_children_first_and_reruns_as_no_op() {
     require_daemon();
     let source = Registry::anonymous();
+    let daemon = ImageCleanup::default();
+    daemon.track_registry(source.host());
     let (app, multi) = fixtures(&source, "nexus").await;
     for transport in TRANSPORTS {
         // dockerd itself fails a push whose blob or manifest PUT answer lacks
@@ -422,6 +436,7 @@ async fn nexus_without_digests_or_mounts_copies_children_first_and_reruns_as_no_
         // only manifest GET and HEAD answers lack it.
         let write_digests = transport == "docker";
         let target = QuirkRegistry::start(Registry::anonymous(), Profile::Nexus { write_digests });
+        daemon.track_registry(target.host());
         let dir = config(
             &[
                 (app.clone(), format!("{}/lib/app", target.host())),
@@ -504,15 +519,19 @@ async fn nexus_front_refuses_an_index_whose_children_are_missing() {
 
 #[tokio::test]
 async fn nexus_tag_list_without_link_is_read_once_and_deduplicated() {
+    require_daemon();
     let source = QuirkRegistry::start(
         Registry::anonymous(),
         Profile::Nexus {
             write_digests: false,
         },
     );
+    let daemon = ImageCleanup::default();
+    daemon.track_registry(source.host());
     let many = Fixture::many_tags(source.backing(), "team/many", 6).await;
     for transport in TRANSPORTS {
         let target = Registry::anonymous();
+        daemon.track_registry(target.host());
         let dir = all_tags_config(
             &format!("{}/team/many", source.host()),
             &format!("{}/mirror/many", target.host()),
@@ -547,9 +566,12 @@ async fn nexus_tag_list_without_link_is_read_once_and_deduplicated() {
 async fn quay_opaque_page_tokens_are_followed_verbatim() {
     require_daemon();
     let source = QuirkRegistry::start(Registry::anonymous(), Profile::Quay { page_size: 2 });
+    let daemon = ImageCleanup::default();
+    daemon.track_registry(source.host());
     let many = Fixture::many_tags(source.backing(), "team/paged", 5).await;
     for transport in TRANSPORTS {
         let target = Registry::anonymous();
+        daemon.track_registry(target.host());
         let dir = all_tags_config(
             &format!("{}/team/paged", source.host()),
             &format!("{}/mirror/paged", target.host()),
@@ -619,6 +641,8 @@ async fn quay_front_refuses_a_page_url_it_did_not_send() {
 async fn k8s_blob_redirects_are_followed_without_credentials() {
     require_daemon();
     let source = QuirkRegistry::start(Registry::token(TokenOptions::default()), Profile::K8s);
+    let daemon = ImageCleanup::default();
+    daemon.track_registry(source.host());
     // A fresh name: layers the daemon has from an earlier run would not be fetched.
     let name = format!("k8s{}", rand::random::<u32>());
     let (app, multi) = fixtures(source.backing(), &name).await;
@@ -628,6 +652,7 @@ async fn k8s_blob_redirects_are_followed_without_credentials() {
         .replace(&source.backing().host(), &source.host());
     for transport in TRANSPORTS {
         let target = Registry::anonymous();
+        daemon.track_registry(target.host());
         let dir = config(
             &[
                 (app.clone(), format!("{}/k8s/app", target.host())),
@@ -663,6 +688,8 @@ async fn k8s_blob_redirects_are_followed_without_credentials() {
 async fn dockerhub_pulls_are_counted_and_a_no_op_spends_none() {
     require_daemon();
     let source = QuirkRegistry::start(Registry::anonymous(), Profile::DockerHub { remaining: 100 });
+    let daemon = ImageCleanup::default();
+    daemon.track_registry(source.host());
     let name = format!("hub{}", rand::random::<u32>());
     let (app, multi) = fixtures(source.backing(), &name).await;
     let app = app.replace(&source.backing().host(), &source.host());
@@ -671,6 +698,7 @@ async fn dockerhub_pulls_are_counted_and_a_no_op_spends_none() {
         .replace(&source.backing().host(), &source.host());
     for transport in TRANSPORTS {
         let target = Registry::anonymous();
+        daemon.track_registry(target.host());
         let dir = config(
             &[
                 (app.clone(), format!("{}/hub/app", target.host())),
@@ -725,6 +753,8 @@ async fn dockerhub_pulls_are_counted_and_a_no_op_spends_none() {
 /// most one 429 for it, and nothing tagged on the target.
 async fn hub_spent(remaining: u32, transport: &str) {
     let source = QuirkRegistry::start(Registry::anonymous(), Profile::DockerHub { remaining });
+    let daemon = ImageCleanup::default();
+    daemon.track_registry(source.host());
     let name = format!("spent{}", rand::random::<u32>());
     let app = Fixture::image(source.backing(), &format!("{name}/app"), "1.0")
         .layer_text(&name)
@@ -733,6 +763,7 @@ async fn hub_spent(remaining: u32, transport: &str) {
         .reference()
         .replace(&source.backing().host(), &source.host());
     let target = Registry::anonymous();
+    daemon.track_registry(target.host());
     let dir = config(&[(app, format!("{}/hub/app", target.host()))], &[]);
     let run = sync(&dir, transport);
     assert_eq!(run.code, Some(1), "{transport}: {}", run.all);
@@ -772,6 +803,8 @@ async fn dockerhub_pull_limit_is_final_for_the_image() {
 async fn harbor_immutable_single_image_is_one_line_and_keeps_the_tag() {
     require_daemon();
     let source = Registry::anonymous();
+    let daemon = ImageCleanup::default();
+    daemon.track_registry(source.host());
     let name = format!("single{}", rand::random::<u32>());
     let (app, _) = fixtures(&source, &name).await;
     for transport in TRANSPORTS {
@@ -779,6 +812,7 @@ async fn harbor_immutable_single_image_is_one_line_and_keeps_the_tag() {
             tag: "1.0".into(),
             status: 412,
         });
+        daemon.track_registry(target.host());
         let old = Fixture::image(target.backing(), "lib/app", "1.0")
             .layer_text("older")
             .push()
