@@ -21,6 +21,17 @@ struct Run {
 }
 
 impl Run {
+    /// Its `FAILED` lines, after checking no password of `registry` shows anywhere.
+    fn failed_without_secrets(&self, registry: &Registry) -> Vec<&str> {
+        if let Some(account) = registry.credentials() {
+            assert!(
+                !self.all.contains(&account.pass),
+                "a password in the output"
+            );
+        }
+        self.failed()
+    }
+
     fn failed(&self) -> Vec<&str> {
         self.stdout
             .lines()
@@ -29,8 +40,8 @@ impl Run {
     }
 }
 
-/// A project copying each `(source, destination repository)` pair, with the accounts of
-/// `accounts` (`(host, user, pass)`) in auth.yaml.
+/// A project copying each `(source, destination repository)` pair, with the account of
+/// each `(host, registry)` of `accounts` in auth.yaml under `host`.
 fn config(pairs: &[(String, String)], accounts: &[(String, &Registry)]) -> tempfile::TempDir {
     let images: String = pairs
         .iter()
@@ -50,6 +61,7 @@ fn config(pairs: &[(String, String)], accounts: &[(String, &Registry)]) -> tempf
     project(&[("config/images.yaml", &images), ("config/auth.yaml", &auth)])
 }
 
+/// `ferry sync` with 2 jobs at a time.
 fn sync(dir: &tempfile::TempDir, transport: &str) -> Run {
     sync_jobs(dir, transport, "2")
 }
@@ -185,7 +197,7 @@ async fn harbor_missing_project_is_one_line_without_retries() {
         );
         let run = sync(&dir, transport);
         assert_eq!(run.code, Some(1), "{transport}: {}", run.all);
-        let failed = run.failed();
+        let failed = run.failed_without_secrets(target.backing());
         assert_eq!(failed.len(), 1, "{transport}: {}", run.all);
         eprintln!("NoProject {transport}: {}", failed[0]);
         assert!(
@@ -290,7 +302,7 @@ async fn harbor_refuses(case: Harbor, says: &str, before: Option<&str>) {
         );
         let run = sync(&dir, transport);
         assert_eq!(run.code, Some(1), "{transport}: {}", run.all);
-        let failed = run.failed();
+        let failed = run.failed_without_secrets(target.backing());
         assert_eq!(failed.len(), 1, "{transport}: {}", run.all);
         eprintln!("{case:?} {transport}: {}", failed[0]);
         let says = says.replace("HOST", &target.host());
@@ -825,7 +837,7 @@ async fn harbor_immutable_single_image_is_one_line_and_keeps_the_tag() {
         );
         let run = sync(&dir, transport);
         assert_eq!(run.code, Some(1), "{transport}: {}", run.all);
-        let failed = run.failed();
+        let failed = run.failed_without_secrets(target.backing());
         assert_eq!(failed.len(), 1, "{transport}: {}", run.all);
         eprintln!("Immutable single {transport}: {}", failed[0]);
         assert!(
