@@ -186,13 +186,18 @@ async fn harbor_missing_project_is_one_line_without_retries() {
     let source = Registry::anonymous();
     let daemon = ImageCleanup::default();
     daemon.track_registry(source.host());
-    let (_, multi) = fixtures(&source, "noproject").await;
+    let (app, multi) = fixtures(&source, "noproject").await;
     for transport in TRANSPORTS {
-        let target = harbor(Harbor::NoProject);
+        let target = harbor(Harbor::NoProject {
+            project: "lib".into(),
+        });
         daemon.track_registry(target.host());
         let repo = format!("{}/lib/multi", target.host());
         let dir = config(
-            &[(multi.reference(), repo.clone())],
+            &[
+                (multi.reference(), repo.clone()),
+                (app.clone(), format!("{}/open/app", target.host())),
+            ],
             &[(target.host(), target.backing())],
         );
         let run = sync(&dir, transport);
@@ -207,6 +212,11 @@ async fn harbor_missing_project_is_one_line_without_retries() {
         );
         no_retry_storm(&target, transport);
         assert!(!absent_or_complete(target.backing(), "lib/multi", "1.0").await);
+        assert!(
+            absent_or_complete(target.backing(), "open/app", "1.0").await,
+            "{transport}: the image of another project is copied: {}",
+            run.all
+        );
     }
 }
 

@@ -54,9 +54,13 @@ pub enum Profile {
 /// `Authorization` header: anonymous ones go to the registry, which challenges them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Harbor {
-    /// A missing project or no push permission: every repository request answers 401
-    /// `unauthorized to access repository`, whatever token comes.
-    NoProject,
+    /// A missing project or no push permission: every request to a repository of
+    /// `project` (`project/…`) answers 401 `unauthorized to access repository`, whatever
+    /// token comes; other projects work.
+    NoProject {
+        /// The first path component of the repositories refused.
+        project: String,
+    },
     /// Quota full, noticed when an upload ends (the `PUT …/blobs/uploads/…?digest=`).
     QuotaAtUploadEnd,
     /// Quota full, noticed at the manifest PUT.
@@ -356,7 +360,7 @@ impl Front {
             denied("adding 1.2 MiB of storage resource, which when updated to current usage of 9.9 MiB will exceed the configured upper limit of 10.0 MiB.".to_string())
         };
         match (case, kind) {
-            (Harbor::NoProject, _) => {
+            (Harbor::NoProject { project }, _) if repo.starts_with(&format!("{project}/")) => {
                 let message =
                     format!("unauthorized to access repository: {repo}, action: push: unauthorized to access repository: {repo}, action: push");
                 self.challenged(&repo, envelope(401, "UNAUTHORIZED", &message))
