@@ -252,7 +252,16 @@ pub(crate) fn one_line(message: &str) -> String {
 pub(crate) fn classify(status: Option<u16>, message: &str) -> ErrorClass {
     let m = message.to_ascii_lowercase();
     let has = |needles: &[&str]| needles.iter().any(|n| m.contains(n));
-    if status == Some(429) || has(&["toomanyrequests", "too many requests", "rate limit"]) {
+    // A bare 429 (Docker Hub's abuse limit) reaches us as the daemon's complaint about its
+    // empty body: "error parsing HTTP 429 response body: unexpected end of JSON input".
+    if status == Some(429)
+        || has(&[
+            "toomanyrequests",
+            "too many requests",
+            "rate limit",
+            "http 429",
+        ])
+    {
         ErrorClass::RateLimited
     } else if matches!(status, Some(401 | 403))
         || has(&[
@@ -280,6 +289,7 @@ pub(crate) fn classify(status: Option<u16>, message: &str) -> ErrorClass {
         "503 service unavailable",
         "504 gateway timeout",
         "unexpected http status: 5",
+        "error parsing http 5",
         "i/o timeout",
         "timeout exceeded",
         "tls handshake timeout",
@@ -311,6 +321,8 @@ mod tests {
             (None, "no basic auth credentials", ErrorClass::Unauthorized),
             (None, "pull access denied for x, repository does not exist or may require 'docker login': denied: requested access to the resource is denied", ErrorClass::Unauthorized),
             (None, "toomanyrequests: You have reached your pull rate limit.", ErrorClass::RateLimited),
+            (None, "error parsing HTTP 429 response body: unexpected end of JSON input: \"\"", ErrorClass::RateLimited),
+            (None, "error parsing HTTP 502 response body: invalid character '<' looking for beginning of value: \"<html>\"", ErrorClass::Transient),
             (Some(500), "Get \"https://r/v2/\": dial tcp 10.0.0.1:443: i/o timeout", ErrorClass::Transient),
             (None, "received unexpected HTTP status: 503 Service Unavailable", ErrorClass::Transient),
             (None, "Get \"http://127.0.0.1:1/v2/\": dial tcp 127.0.0.1:1: connect: connection refused", ErrorClass::Transient),

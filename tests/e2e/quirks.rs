@@ -709,7 +709,13 @@ async fn k8s_blob_redirects_are_followed_without_credentials() {
 #[tokio::test]
 async fn dockerhub_pulls_are_counted_and_a_no_op_spends_none() {
     require_daemon();
-    let source = QuirkRegistry::start(Registry::anonymous(), Profile::DockerHub { remaining: 100 });
+    let source = QuirkRegistry::start(
+        Registry::anonymous(),
+        Profile::DockerHub {
+            remaining: 100,
+            abuse_at: None,
+        },
+    );
     let daemon = ImageCleanup::default();
     daemon.track_registry(source.host());
     let name = format!("hub{}", rand::random::<u32>());
@@ -774,7 +780,13 @@ async fn dockerhub_pulls_are_counted_and_a_no_op_spends_none() {
 /// line (a final pull-limit failure, or a deferral once the budget floor exists), with at
 /// most one 429 for it, and nothing tagged on the target.
 async fn hub_spent(remaining: u32, transport: &str) {
-    let source = QuirkRegistry::start(Registry::anonymous(), Profile::DockerHub { remaining });
+    let source = QuirkRegistry::start(
+        Registry::anonymous(),
+        Profile::DockerHub {
+            remaining,
+            abuse_at: None,
+        },
+    );
     let daemon = ImageCleanup::default();
     daemon.track_registry(source.host());
     let name = format!("spent{}", rand::random::<u32>());
@@ -896,4 +908,45 @@ async fn nexus_duplicated_tags_do_not_shrink_a_newest_n_selection() {
         .collect();
     let want: BTreeSet<String> = many.tags[2..].iter().cloned().collect();
     assert_eq!(copied, want, "the newest three, each once: {}", run.all);
+}
+
+#[tokio::test]
+async fn dockerhub_bare_429_is_retried_after_its_retry_after() {
+    require_daemon();
+    // 1: ferry's own manifest GET meets it (both transports); 2: the daemon's.
+    for (transport, nth) in [("registry", 1), ("docker", 1), ("docker", 2)] {
+        let source = QuirkRegistry::start(
+            Registry::anonymous(),
+            Profile::DockerHub {
+                remaining: 100,
+                abuse_at: Some(nth),
+            },
+        );
+        let daemon = ImageCleanup::default();
+        daemon.track_registry(source.host());
+        let name = format!("abuse{}", rand::random::<u32>());
+        let app = Fixture::image(source.backing(), &format!("{name}/app"), "1.0")
+            .layer_text(&name)
+            .push()
+            .await
+            .reference()
+            .replace(&source.backing().host(), &source.host());
+        let target = Registry::anonymous();
+        daemon.track_registry(target.host());
+        let dir = config(&[(app, format!("{}/hub/app", target.host()))], &[]);
+        let run = sync(&dir, transport);
+        eprintln!(
+            "abuse at {nth} {transport}: {}\n{}",
+            run.all,
+            source.summary()
+        );
+        assert_eq!(run.code, Some(0), "{transport} at {nth}: {}", run.all);
+        assert_eq!(
+            source.count_status(Kind::ManifestGet, 429),
+            1,
+            "{transport} at {nth}: {}",
+            source.summary()
+        );
+        assert!(absent_or_complete(&target, "hub/app", "1.0").await);
+    }
 }

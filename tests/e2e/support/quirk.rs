@@ -36,10 +36,14 @@ pub enum Profile {
         /// upload and a manifest PUT: "invalid checksum digest format").
         write_digests: bool,
     },
-    /// Docker Hub with `remaining` manifest GETs left in the window.
+    /// Docker Hub with `remaining` manifest GETs left in the window; with `abuse_at`, the
+    /// manifest GET of that number (1 = the first) answers Docker Hub's other 429, the bare
+    /// abuse limit (no body, `Retry-After: 1`), once.
     DockerHub {
         /// Pulls left before manifest GETs answer 429.
         remaining: u32,
+        /// Which manifest GET meets the bare 429, if any.
+        abuse_at: Option<usize>,
     },
     /// quay.io: tag lists paged by `page_size` with opaque `next_page` tokens.
     Quay {
@@ -160,7 +164,7 @@ impl QuirkRegistry {
     /// Puts a front with `profile` before `backing`.
     pub fn start(backing: Registry, profile: Profile) -> QuirkRegistry {
         let remaining = match &profile {
-            Profile::DockerHub { remaining } => *remaining,
+            Profile::DockerHub { remaining, .. } => *remaining,
             _ => 0,
         };
         let state = Arc::new(Front {
@@ -323,7 +327,7 @@ impl Front {
                     .await
             }
             Profile::Nexus { .. } => self.nexus(request, repo, kind).await,
-            Profile::DockerHub { .. } => self.docker_hub(request, kind).await,
+            Profile::DockerHub { abuse_at, .. } => self.docker_hub(request, kind, *abuse_at).await,
             Profile::Quay { page_size } => self.quay(request, repo, kind, *page_size).await,
             Profile::K8s => self.k8s(request, reference, kind).await,
         };
@@ -434,9 +438,26 @@ impl Front {
         }
     }
 
-    async fn docker_hub(&self, request: HttpRequest, kind: Kind) -> HttpResponse {
+    async fn docker_hub(
+        &self,
+        request: HttpRequest,
+        kind: Kind,
+        abuse_at: Option<usize>,
+    ) -> HttpResponse {
         match kind {
             Kind::ManifestGet => {
+                let nth = lock(&self.seen)
+                    .iter()
+                    .filter(|s| s.kind == Kind::ManifestGet)
+                    .count()
+                    + 1;
+                if abuse_at == Some(nth) {
+                    let mut response = respond(429, "");
+                    response
+                        .headers_mut()
+                        .insert("retry-after", HeaderValue::from_static("1"));
+                    return response;
+                }
                 if *lock(&self.remaining) == 0 {
                     let mut response = envelope(429, "TOOMANYREQUESTS", "You have reached your pull rate limit. You may increase the limit by authenticating and upgrading: https://www.docker.com/increase-rate-limit");
                     self.rate_headers(&mut response, 0);
