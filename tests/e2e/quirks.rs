@@ -695,6 +695,15 @@ async fn k8s_blob_redirects_are_followed_without_credentials() {
             gets.iter().all(|g| !g.authorized),
             "{transport}: credentials followed a redirect: {gets:?}"
         );
+        let hosts: BTreeSet<&str> = gets
+            .iter()
+            .map(|g| g.host.split(':').next().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            hosts.len(),
+            2,
+            "{transport}: both storage hosts served blobs: {gets:?}"
+        );
         assert!(
             source.seen().iter().any(|s| s.authorized),
             "{transport}: the registry itself did get credentials"

@@ -50,7 +50,8 @@ pub enum Profile {
         /// Tags per page.
         page_size: usize,
     },
-    /// registry.k8s.io / ghcr.io: blob GETs redirected to object storage on 127.0.0.2.
+    /// registry.k8s.io / ghcr.io: blob GETs redirected (307) to object storage on
+    /// 127.0.0.2 and 127.0.0.3 in turn: the storage host changes from one blob to the next.
     K8s,
 }
 
@@ -126,9 +127,11 @@ pub struct Seen {
     pub authorized: bool,
 }
 
-/// One blob GET the object-storage host (127.0.0.2) answered.
+/// One blob GET an object-storage host (127.0.0.2 or 127.0.0.3) answered.
 #[derive(Clone, Debug)]
 pub struct StorageGet {
+    /// The storage host's `IP:PORT`.
+    pub host: String,
     /// Path and query, as sent.
     pub uri: String,
     /// Whether it carried an `Authorization` header (it must never).
@@ -139,7 +142,7 @@ pub struct StorageGet {
 pub struct QuirkRegistry {
     // Field order is drop order: the fronts go before the registry.
     front: HttpServer,
-    storage: Option<HttpServer>,
+    storage: Vec<HttpServer>,
     state: Arc<Front>,
     backing: Registry,
 }
@@ -154,7 +157,9 @@ struct Front {
     pages: Mutex<HashMap<String, usize>>,
     /// k8s: blobs waiting on the storage host, by digest.
     parked: Mutex<HashMap<String, Bytes>>,
-    storage_addr: Mutex<Option<String>>,
+    storage_addrs: Mutex<Vec<String>>,
+    /// k8s: redirects sent so far (they alternate between the storage hosts).
+    redirects: std::sync::atomic::AtomicUsize,
     storage_log: Mutex<Vec<StorageGet>>,
     /// The registry's own `WWW-Authenticate` (realm, service), learned on first need.
     challenge: Mutex<Option<String>>,
@@ -178,23 +183,24 @@ impl QuirkRegistry {
             remaining: Mutex::new(remaining),
             pages: Mutex::default(),
             parked: Mutex::default(),
-            storage_addr: Mutex::default(),
+            storage_addrs: Mutex::default(),
+            redirects: Default::default(),
             storage_log: Mutex::default(),
             challenge: Mutex::default(),
         });
-        let storage = match profile {
-            Profile::K8s => {
+        let mut storage = Vec::new();
+        if profile == Profile::K8s {
+            for ip in ["127.0.0.2", "127.0.0.3"] {
                 let serving = state.clone();
                 let handler: Handler = Arc::new(move |request| {
                     let serving = serving.clone();
                     Box::pin(async move { serving.storage(request) })
                 });
-                let server = HttpServer::start_on("127.0.0.2", handler);
-                *lock(&state.storage_addr) = Some(server.addr().to_string());
-                Some(server)
+                let server = HttpServer::start_on(ip, handler);
+                lock(&state.storage_addrs).push(server.addr().to_string());
+                storage.push(server);
             }
-            _ => None,
-        };
+        }
         let serving = state.clone();
         let handler: Handler = Arc::new(move |request| {
             let serving = serving.clone();
@@ -570,7 +576,13 @@ impl Front {
             .map(|c| c.to_bytes())
             .unwrap_or_default();
         lock(&self.parked).insert(digest.clone(), bytes);
-        let storage = lock(&self.storage_addr).clone().expect("storage host runs");
+        let storage = {
+            let hosts = lock(&self.storage_addrs);
+            let turn = self
+                .redirects
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            hosts[turn % hosts.len()].clone()
+        };
         let signature = format!("{:016x}", rand::random::<u64>());
         let location = format!(
             "http://{storage}/storage/{digest}?X-Goog-Signature={signature}&X-Goog-Expires=600"
@@ -589,7 +601,14 @@ impl Front {
             .uri()
             .path_and_query()
             .map_or(String::new(), |p| p.to_string());
+        let host = request
+            .headers()
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
         lock(&self.storage_log).push(StorageGet {
+            host,
             uri,
             authorized: request.headers().contains_key("authorization"),
         });
