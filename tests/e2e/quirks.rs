@@ -959,3 +959,69 @@ async fn dockerhub_bare_429_is_retried_after_its_retry_after() {
         assert!(absent_or_complete(&target, "hub/app", "1.0").await);
     }
 }
+
+#[tokio::test]
+async fn harbor_every_tag_immutable_and_the_daemon_s_staging_tags() {
+    require_daemon();
+    let source = Registry::anonymous();
+    let daemon = ImageCleanup::default();
+    daemon.track_registry(source.host());
+    let name = format!("every{}", rand::random::<u32>());
+    let one = Fixture::index(&source, &format!("{name}/multi"), "1.0", MediaKind::Docker)
+        .layer_text("one")
+        .push()
+        .await;
+    let two = Fixture::index(&source, &format!("{name}/multi"), "2.0", MediaKind::Docker)
+        .layer_text("two")
+        .push()
+        .await;
+    for transport in TRANSPORTS {
+        let target = harbor(Harbor::Immutable {
+            tag: "**".into(),
+            status: 412,
+        });
+        daemon.track_registry(target.host());
+        let repo = format!("{}/lib/multi", target.host());
+        let first = config(
+            &[(one.reference(), repo.clone())],
+            &[(target.host(), target.backing())],
+        );
+        let run = sync(&first, transport);
+        assert_eq!(run.code, Some(0), "{transport}: {}", run.all);
+        let second = config(
+            &[(two.reference(), repo.clone())],
+            &[(target.host(), target.backing())],
+        );
+        let run = sync(&second, transport);
+        assert!(
+            absent_or_complete(target.backing(), "lib/multi", "1.0").await,
+            "{transport}: 1.0 stays"
+        );
+        let copied = absent_or_complete(target.backing(), "lib/multi", "2.0").await;
+        if transport == "registry" || copied {
+            // Platform manifests go by digest: no tag but 2.0 is written.
+            assert_eq!(run.code, Some(0), "{transport}: {}", run.all);
+            assert!(copied, "{transport}: {}", run.all);
+            continue;
+        }
+        // Through the daemon every platform is pushed under a staging tag of the
+        // repository, which the first copy created and a `**` rule makes immutable: one
+        // line naming that tag (exclude `ferry-staging-*` from the rule, or use the
+        // registry transport), each platform refused once.
+        assert_eq!(run.code, Some(1), "{transport}: {}", run.all);
+        let failed = run.failed_without_secrets(target.backing());
+        assert_eq!(failed.len(), 1, "{transport}: {}", run.all);
+        eprintln!("every tag immutable {transport}: {}", failed[0]);
+        assert!(
+            failed[0].contains(&format!("tag is immutable on {repo}:ferry-staging-")),
+            "{transport}: {}",
+            run.all
+        );
+        assert!(
+            target.count_status(Kind::ManifestPut, 412) <= 2,
+            "{transport}: one refusal per platform:\n{}",
+            target.summary()
+        );
+        no_retry_storm(&target, transport);
+    }
+}

@@ -76,7 +76,7 @@ pub enum Harbor {
     MountInvisible,
     /// A PUT of `tag` while the registry has it answers `status` (412, or 403 `DENIED`).
     Immutable {
-        /// The immutable tag.
+        /// The immutable tag; `**` (Harbor's pattern for all of them) makes every tag so.
         tag: String,
         /// 412 (Harbor 2.x) or 403.
         status: u16,
@@ -385,9 +385,14 @@ impl Front {
                     .await
             }
             (Harbor::Immutable { tag, status }, Kind::ManifestPut)
-                if reference.as_deref() == Some(tag.as_str())
-                    && self.has_manifest(&request, &repo, tag).await =>
+                if reference
+                    .as_deref()
+                    .is_some_and(|r| !r.starts_with("sha256:") && (tag == "**" || r == tag))
+                    && self
+                        .has_manifest(&request, &repo, reference.as_deref().unwrap_or_default())
+                        .await =>
             {
+                let tag = reference.unwrap_or_default();
                 match status {
                     412 => envelope(
                         412,
