@@ -11,6 +11,7 @@ mod hostile;
 mod image_syncer;
 mod inputs;
 mod platforms;
+mod quirks;
 mod refused;
 mod registry;
 mod resume;
