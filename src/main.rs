@@ -95,6 +95,7 @@ enum Mode {
 /// ferry's own command line. `--help`, `--version` and a bare `ferry` print clap's text;
 /// a usage error is one line (clap's first, without its usage block) and exit 2.
 fn parse_ferry(argv: Vec<std::ffi::OsString>) -> Result<Cli, ExitCode> {
+    let syncer_later = argv.iter().skip(2).any(|a| a == "image-syncer");
     match Cli::try_parse_from(argv) {
         Ok(cli) => Ok(cli),
         Err(error)
@@ -106,7 +107,12 @@ fn parse_ferry(argv: Vec<std::ffi::OsString>) -> Result<Cli, ExitCode> {
         Err(error) => {
             let text = error.to_string();
             let line = text.lines().next().unwrap_or_default();
-            eprintln!("ferry: {}", line.trim_start_matches("error: "));
+            let hint = if syncer_later && error.kind() == ErrorKind::InvalidSubcommand {
+                " (image-syncer mode takes image-syncer's flags only: `ferry image-syncer FLAGS`)"
+            } else {
+                ""
+            };
+            eprintln!("ferry: {}{hint}", line.trim_start_matches("error: "));
             Err(ExitCode::from(EXIT_USAGE))
         }
     }

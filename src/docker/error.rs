@@ -149,8 +149,9 @@ impl DockerError {
     /// refused credentials, an unreachable daemon or a failed build step are not retried.
     pub fn is_retryable(&self) -> bool {
         match &self.kind {
-            DockerErrorKind::Refused { class, .. } => {
+            DockerErrorKind::Refused { class, message } => {
                 matches!(class, ErrorClass::RateLimited | ErrorClass::Transient)
+                    && !is_pull_limit(message)
             }
             DockerErrorKind::Interrupted(_) => true,
             _ => false,
@@ -182,7 +183,63 @@ impl fmt::Display for DockerError {
             (_, Some(registry)) => write!(f, " to {registry}")?,
             (_, None) => {}
         }
+        if let DockerErrorKind::Refused { message, .. } = &self.kind {
+            if let Some(cause) = self.named_cause(message) {
+                write!(f, ": {cause}")?;
+            }
+        }
         write!(f, ": {}", self.kind)
+    }
+}
+
+impl DockerError {
+    /// What a registry's refusal means for the person reading it, when its text says it
+    /// (Harbor's 401 for a missing project, its quota and immutable-tag answers, Docker
+    /// Hub's pull limit): the daemon passes those on without naming them.
+    fn named_cause(&self, message: &str) -> Option<String> {
+        let m = message.to_ascii_lowercase();
+        let registry = self.registry.as_deref().unwrap_or("the registry");
+        let repository = repository_of(&self.subject);
+        match self.operation {
+            // Harbor's words, and Docker Hub's (and ACR's) for the same thing.
+            Operation::Push
+                if m.contains("unauthorized to access repository")
+                    || m.contains("requested access to the resource is denied") =>
+            {
+                Some(format!(
+                    "project missing or no push permission on {repository}"
+                ))
+            }
+            Operation::Push if is_quota(&m) => Some(format!("quota exceeded on {registry}")),
+            Operation::Push if m.contains("immutable") => {
+                Some(format!("tag is immutable on {}", self.subject))
+            }
+            Operation::Pull if is_pull_limit(message) => Some(format!(
+                "pull rate limit reached on {registry} (not retried: it lasts for the rest of the window)"
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// True for Docker Hub's pull limit (429 `toomanyrequests` … `pull rate limit`), which
+/// lasts hours: retrying within a run only spends more of it. The bare abuse 429 is not.
+pub(crate) fn is_pull_limit(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("toomanyrequests") && m.contains("pull rate limit")
+}
+
+/// True for Harbor's quota refusal (`… will exceed the configured upper limit …`).
+pub(crate) fn is_quota(lowercase: &str) -> bool {
+    lowercase.contains("exceed the configured upper limit") || lowercase.contains("quota")
+}
+
+/// `host/repository` of `host/repository:tag` (or `@digest`).
+fn repository_of(image: &str) -> &str {
+    let image = image.split('@').next().unwrap_or(image);
+    match image.rfind(':') {
+        Some(at) if !image[at..].contains('/') => &image[..at],
+        _ => image,
     }
 }
 
@@ -195,7 +252,16 @@ pub(crate) fn one_line(message: &str) -> String {
 pub(crate) fn classify(status: Option<u16>, message: &str) -> ErrorClass {
     let m = message.to_ascii_lowercase();
     let has = |needles: &[&str]| needles.iter().any(|n| m.contains(n));
-    if status == Some(429) || has(&["toomanyrequests", "too many requests", "rate limit"]) {
+    // A bare 429 (Docker Hub's abuse limit) reaches us as the daemon's complaint about its
+    // empty body: "error parsing HTTP 429 response body: unexpected end of JSON input".
+    if status == Some(429)
+        || has(&[
+            "toomanyrequests",
+            "too many requests",
+            "rate limit",
+            "http 429",
+        ])
+    {
         ErrorClass::RateLimited
     } else if matches!(status, Some(401 | 403))
         || has(&[
@@ -223,6 +289,7 @@ pub(crate) fn classify(status: Option<u16>, message: &str) -> ErrorClass {
         "503 service unavailable",
         "504 gateway timeout",
         "unexpected http status: 5",
+        "error parsing http 5",
         "i/o timeout",
         "timeout exceeded",
         "tls handshake timeout",
@@ -254,6 +321,8 @@ mod tests {
             (None, "no basic auth credentials", ErrorClass::Unauthorized),
             (None, "pull access denied for x, repository does not exist or may require 'docker login': denied: requested access to the resource is denied", ErrorClass::Unauthorized),
             (None, "toomanyrequests: You have reached your pull rate limit.", ErrorClass::RateLimited),
+            (None, "error parsing HTTP 429 response body: unexpected end of JSON input: \"\"", ErrorClass::RateLimited),
+            (None, "error parsing HTTP 502 response body: invalid character '<' looking for beginning of value: \"<html>\"", ErrorClass::Transient),
             (Some(500), "Get \"https://r/v2/\": dial tcp 10.0.0.1:443: i/o timeout", ErrorClass::Transient),
             (None, "received unexpected HTTP status: 503 Service Unavailable", ErrorClass::Transient),
             (None, "Get \"http://127.0.0.1:1/v2/\": dial tcp 127.0.0.1:1: connect: connection refused", ErrorClass::Transient),
@@ -290,6 +359,58 @@ mod tests {
             err.to_string(),
             "cannot reach the Docker daemon at unix:///nope.sock: No such file or directory (os error 2)"
         );
+    }
+
+    #[test]
+    fn harbor_and_hub_refusals_are_named() {
+        let refused = |operation, subject: &str, message: &str| {
+            let kind = DockerErrorKind::Refused {
+                class: classify(None, message),
+                message: one_line(message),
+            };
+            DockerError::new(operation, subject, kind).with_registry("h:5000")
+        };
+        let push = |message: &str| refused(Operation::Push, "h:5000/lib/app:1.0", message);
+        let line = push("unauthorized: unauthorized to access repository: lib/app, action: push")
+            .to_string();
+        assert!(
+            line.contains(
+                "to h:5000: project missing or no push permission on h:5000/lib/app: unauthorized"
+            ),
+            "{line}"
+        );
+        let line = push("denied: requested access to the resource is denied").to_string();
+        assert!(
+            line.contains("project missing or no push permission on h:5000/lib/app"),
+            "{line}"
+        );
+        let line = push("denied: adding 1.2 MiB of storage resource, which when updated to current usage of 9.9 MiB will exceed the configured upper limit of 10.0 MiB.").to_string();
+        assert!(
+            line.contains("to h:5000: quota exceeded on h:5000: denied"),
+            "{line}"
+        );
+        let line =
+            push("denied: The tag lib/app:1.0 is immutable, cannot be overwritten.").to_string();
+        assert!(
+            line.contains("tag is immutable on h:5000/lib/app:1.0"),
+            "{line}"
+        );
+        let spent = refused(Operation::Pull, "h:5000/x:1", "toomanyrequests: You have reached your pull rate limit. You may increase the limit by authenticating and upgrading");
+        assert!(
+            spent
+                .to_string()
+                .contains("pull rate limit reached on h:5000"),
+            "{spent}"
+        );
+        assert!(!spent.is_retryable(), "the pull limit lasts hours");
+        let abuse = refused(
+            Operation::Pull,
+            "h:5000/x:1",
+            "toomanyrequests: too many requests",
+        );
+        assert!(abuse.is_retryable());
+        assert_eq!(repository_of("h:5000/a/b@sha256:00"), "h:5000/a/b");
+        assert_eq!(repository_of("h:5000/a/b"), "h:5000/a/b");
     }
 
     #[test]

@@ -75,6 +75,18 @@ pub enum ErrorKind {
     /// Still 401 after presenting a freshly issued token (or Basic credentials).
     #[error("UNAUTHORIZED: {0}")]
     Unauthorized(String),
+    /// Still 401 with a token the token service has just issued: the credentials are good,
+    /// but the account cannot see or write this repository (Harbor: the project does not
+    /// exist, or the account has no push permission on it).
+    #[error("{} on {place} (UNAUTHORIZED: {detail})", access_cause(*.push))]
+    NoAccess {
+        /// `host/repository`.
+        place: String,
+        /// Whether the client was on the push side.
+        push: bool,
+        /// The registry's message.
+        detail: String,
+    },
     /// The token service refused or failed to issue a token.
     #[error("token service {host}: {cause}")]
     Token {
@@ -123,7 +135,11 @@ impl fmt::Display for RegistryError {
         if let Some(repository) = &detail.repository {
             write!(f, ", repository {repository}")?;
         }
-        write!(f, ": {}: {}", detail.action, detail.kind)
+        write!(f, ": {}: ", detail.action)?;
+        if let Some(cause) = self.named_cause() {
+            write!(f, "{cause}: ")?;
+        }
+        write!(f, "{}", detail.kind)
     }
 }
 
@@ -185,7 +201,7 @@ impl RegistryError {
     pub fn status(&self) -> Option<u16> {
         match &self.0.kind {
             ErrorKind::Status { status, .. } => Some(*status),
-            ErrorKind::Unauthorized(_) => Some(401),
+            ErrorKind::Unauthorized(_) | ErrorKind::NoAccess { .. } => Some(401),
             _ => None,
         }
     }
@@ -214,15 +230,65 @@ impl RegistryError {
                 let permanent = errors
                     .iter()
                     .any(|e| PERMANENT_CODES.contains(&e.code.as_str()));
-                !permanent && matches!(status, 408 | 429 | 500 | 502 | 503 | 504 | 520..=599)
+                !permanent
+                    && !self.is_pull_limit()
+                    && matches!(status, 408 | 429 | 500 | 502 | 503 | 504 | 520..=599)
             }
             ErrorKind::Token { retryable, .. } => *retryable,
             ErrorKind::Unauthorized(_)
+            | ErrorKind::NoAccess { .. }
             | ErrorKind::DigestMismatch { .. }
             | ErrorKind::Protocol(_)
             | ErrorKind::Io(_)
             | ErrorKind::SizeMismatch(_)
             | ErrorKind::Credentials(_) => false,
+        }
+    }
+
+    /// What the answer means for the person reading it, when the registry's status and
+    /// text say it (Harbor's quota and immutable tags, Docker Hub's pull limit).
+    fn named_cause(&self) -> Option<String> {
+        let ErrorKind::Status { status, errors, .. } = &self.0.kind else {
+            return None;
+        };
+        let detail = &self.0;
+        let text = |e: &OciError| format!("{} {}", e.code, e.message).to_ascii_lowercase();
+        let says = |needle: &str| errors.iter().any(|e| text(e).contains(needle));
+        let place = match &detail.repository {
+            Some(repository) => format!("{}/{repository}", detail.registry),
+            None => detail.registry.clone(),
+        };
+        let tag = detail.action.strip_prefix("PUT manifest ");
+        match status {
+            403 if says("exceed the configured upper limit") || says("quota") => {
+                Some(format!("quota exceeded on {}", detail.registry))
+            }
+            412 | 403 if tag.is_some() && (*status == 412 || says("immutable")) => Some(format!(
+                "tag is immutable on {place}:{}",
+                tag.unwrap_or_default()
+            )),
+            429 if self.is_pull_limit() => Some(format!(
+                "pull rate limit reached on {} (not retried: it lasts for the rest of the window)",
+                detail.registry
+            )),
+            _ => None,
+        }
+    }
+
+    /// Docker Hub's pull limit: 429 `TOOMANYREQUESTS` whose message names the pull rate
+    /// limit. It lasts hours, so retrying within a run only spends more (the bare abuse
+    /// 429 is retried as usual).
+    fn is_pull_limit(&self) -> bool {
+        match &self.0.kind {
+            ErrorKind::Status {
+                status: 429,
+                errors,
+                ..
+            } => errors.iter().any(|e| {
+                e.code.eq_ignore_ascii_case("TOOMANYREQUESTS")
+                    && e.message.to_ascii_lowercase().contains("pull rate limit")
+            }),
+            _ => false,
         }
     }
 
@@ -312,6 +378,13 @@ fn codes_suffix(errors: &[OciError]) -> String {
         .collect()
 }
 
+fn access_cause(push: bool) -> &'static str {
+    match push {
+        true => "project missing or no push permission",
+        false => "repository missing or no pull permission",
+    }
+}
+
 fn retry_after_suffix(retry_after: &Option<Duration>) -> String {
     match retry_after {
         Some(d) => format!(" (retry after {}s)", d.as_secs()),
@@ -377,6 +450,75 @@ mod tests {
         assert!(
             RegistryError::new("r", None, "GET", ErrorKind::Network("reset".into())).is_retryable()
         );
+    }
+
+    #[test]
+    fn harbor_and_hub_refusals_are_named_and_final() {
+        let put = |code: u16, body: &str| {
+            RegistryError::new(
+                "harbor.example",
+                Some("lib/app"),
+                "PUT manifest 1.0",
+                ErrorKind::Status {
+                    status: code,
+                    errors: parse_envelope(body.as_bytes()),
+                    retry_after: None,
+                },
+            )
+        };
+        let quota = put(
+            403,
+            r#"{"errors":[{"code":"DENIED","message":"adding 1.2 MiB of storage resource, which when updated to current usage of 9.9 MiB will exceed the configured upper limit of 10.0 MiB."}]}"#,
+        );
+        assert!(
+            quota.to_string().contains(
+                ": PUT manifest 1.0: quota exceeded on harbor.example: HTTP 403: DENIED adding"
+            ),
+            "{quota}"
+        );
+        assert!(!quota.is_retryable());
+        let immutable = put(
+            412,
+            r#"{"errors":[{"code":"PRECONDITION","message":"configured as immutable"}]}"#,
+        );
+        assert!(
+            immutable
+                .to_string()
+                .contains("tag is immutable on harbor.example/lib/app:1.0: HTTP 412"),
+            "{immutable}"
+        );
+        assert!(!immutable.is_retryable());
+        let denied = put(
+            403,
+            r#"{"errors":[{"code":"DENIED","message":"The tag lib/app:1.0 is immutable, cannot be overwritten."}]}"#,
+        );
+        assert!(
+            denied
+                .to_string()
+                .contains("tag is immutable on harbor.example/lib/app:1.0"),
+            "{denied}"
+        );
+        let plain = put(
+            403,
+            r#"{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}"#,
+        );
+        assert!(
+            !plain.to_string().contains("immutable") && !plain.to_string().contains("quota"),
+            "{plain}"
+        );
+        let spent = status(
+            429,
+            r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit. You may increase the limit by authenticating and upgrading"}]}"#,
+        );
+        assert!(!spent.is_retryable(), "the pull limit lasts hours");
+        assert!(
+            spent
+                .to_string()
+                .contains("pull rate limit reached on ghcr.io"),
+            "{spent}"
+        );
+        let abuse = status(429, "");
+        assert!(abuse.is_retryable(), "the bare 429 is retried");
     }
 
     #[test]

@@ -22,7 +22,7 @@ use super::challenge::{parse_challenge, Challenge};
 use super::error::{network, parse_envelope, ErrorKind, RegistryError};
 use super::retry::parse_retry_after;
 use super::{Host, RegistryClient};
-use crate::credentials::Credentials;
+use crate::credentials::{Credentials, Side};
 use crate::reference::Reference;
 
 const MAX_REDIRECTS: usize = 5;
@@ -224,6 +224,7 @@ impl Repo {
             } => Some(token.clone()),
             Presented::Bearer { fresh: true, .. } if wider => None,
             Presented::Nothing if learned.is_some() => None,
+            Presented::Bearer { fresh: true, .. } => return Err(self.no_access(response).await),
             _ => return Err(self.unauthorized(response).await),
         };
         tracing::debug!(action = %self.action, "401: renewing authorization once");
@@ -233,7 +234,10 @@ impl Repo {
         }
         let response = self.transmit(call, header.as_ref()).await?;
         if response.status() == StatusCode::UNAUTHORIZED {
-            return Err(self.unauthorized(response).await);
+            return Err(match presented {
+                Presented::Bearer { .. } => self.no_access(response).await,
+                _ => self.unauthorized(response).await,
+            });
         }
         Ok(Sent {
             response,
@@ -348,6 +352,29 @@ impl Repo {
         })
     }
 
+    /// A 401 that a freshly issued token did not cure: the account has no access here. An
+    /// anonymous token proves nothing about an account: then it stays "unauthorized".
+    async fn no_access(&self, response: Response) -> RegistryError {
+        if !matches!(self.credentials().await, Ok(Some(_))) {
+            return self.unauthorized(response).await;
+        }
+        let body = read_capped(response, MAX_ERROR_BODY).await;
+        let detail = parse_envelope(&body)
+            .first()
+            .map(|e| e.message.clone())
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| "unauthorized".into());
+        self.error(ErrorKind::NoAccess {
+            place: format!(
+                "{}/{}",
+                self.reference.registry(),
+                self.reference.repository()
+            ),
+            push: self.client.side == Side::Target,
+            detail,
+        })
+    }
+
     async fn unauthorized(&self, response: Response) -> RegistryError {
         let body = read_capped(response, MAX_ERROR_BODY).await;
         let detail = parse_envelope(&body)
@@ -388,4 +415,78 @@ pub(crate) fn redacted(url: &Url) -> String {
     shown.set_fragment(None);
     let _ = shown.set_password(None);
     shown.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, ResponseTemplate};
+
+    use crate::registry::tests::{bearer_registry, client, envelope, reference};
+    use crate::registry::ErrorKind;
+
+    /// A registry whose token service grants anyone a token the registry then refuses.
+    async fn refusing_registry() -> wiremock::MockServer {
+        let server = bearer_registry().await;
+        Mock::given(method("GET"))
+            .and(path("/token"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(serde_json::json!({"token": "t-1"})),
+            )
+            .mount(&server)
+            .await;
+        let challenge = format!(
+            r#"Bearer realm="{}/token",service="test",scope="repository:team/app:pull""#,
+            server.uri()
+        );
+        Mock::given(method("GET"))
+            .and(path("/v2/team/app/manifests/1"))
+            .respond_with(
+                ResponseTemplate::new(401)
+                    .insert_header("WWW-Authenticate", challenge.as_str())
+                    .set_body_json(envelope(
+                        "UNAUTHORIZED",
+                        "unauthorized to access repository: team/app, action: pull",
+                    )),
+            )
+            .mount(&server)
+            .await;
+        server
+    }
+
+    #[tokio::test]
+    async fn a_fresh_token_refused_names_the_missing_access_of_an_account() {
+        let server = refusing_registry().await;
+        let error = client(&server, true)
+            .get_manifest(&reference(&server, "team/app:1"))
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(error.kind(), ErrorKind::NoAccess { push: false, .. }),
+            "{error}"
+        );
+        let line = error.to_string();
+        assert!(
+            line.contains(&format!(
+                "repository missing or no pull permission on {}/team/app (UNAUTHORIZED: unauthorized to access repository",
+                server.address()
+            )),
+            "{line}"
+        );
+        assert!(!error.is_retryable());
+    }
+
+    #[tokio::test]
+    async fn an_anonymous_token_refused_stays_unauthorized() {
+        let server = refusing_registry().await;
+        let error = client(&server, false)
+            .get_manifest(&reference(&server, "team/app:1"))
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(error.kind(), ErrorKind::Unauthorized(_)),
+            "{error}"
+        );
+        assert!(!error.is_retryable());
+    }
 }

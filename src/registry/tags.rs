@@ -38,6 +38,7 @@ impl RegistryClient {
         }
         let limits = *repo.limits();
         let mut tags = Vec::new();
+        let mut known = HashSet::new();
         let mut seen = HashSet::new();
         for _ in 0..limits.pages_per_listing {
             if !seen.insert(url.to_string()) {
@@ -58,6 +59,7 @@ impl RegistryClient {
             let mut reading = PageReader {
                 room,
                 tags: &mut tags,
+                known: &mut known,
                 overflow: false,
             };
             let parsed = reading.read(&body);
@@ -105,9 +107,13 @@ impl RegistryClient {
 
 /// Reads one page `{"tags": [...]}` into `tags`, stopping as soon as a tag would exceed
 /// `room` (then `overflow` is set): a page never holds more than the limit in memory.
+/// A tag already read (on this page or an earlier one) is dropped: Nexus group
+/// repositories list a tag once per member, and a newest-N selection must not count it
+/// twice.
 struct PageReader<'a> {
     room: u64,
     tags: &'a mut Vec<String>,
+    known: &'a mut HashSet<String>,
     overflow: bool,
 }
 
@@ -151,11 +157,15 @@ impl<'de> Visitor<'de> for &mut PageReader<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while let Some(tag) = seq.next_element::<String>()? {
+            if self.known.contains(&tag) {
+                continue;
+            }
             if self.room == 0 {
                 self.overflow = true;
                 return Err(de::Error::custom("more tags than the limit"));
             }
             self.room -= 1;
+            self.known.insert(tag.clone());
             self.tags.push(tag);
         }
         Ok(())
@@ -182,6 +192,31 @@ fn next_link(header: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeated_tags_are_read_once_and_count_once() {
+        let mut tags = Vec::new();
+        let mut known = HashSet::new();
+        let mut reading = PageReader {
+            room: 3,
+            tags: &mut tags,
+            known: &mut known,
+            overflow: false,
+        };
+        reading
+            .read(br#"{"name":"x","tags":["a","b","a","c","b"]}"#)
+            .expect("a page");
+        assert!(!reading.overflow, "three distinct tags fit a room of three");
+        let mut next = PageReader {
+            room: 0,
+            tags: &mut tags,
+            known: &mut known,
+            overflow: false,
+        };
+        next.read(br#"{"tags":["c","a"]}"#).expect("a page");
+        assert!(!next.overflow, "tags of an earlier page are not new");
+        assert_eq!(tags, ["a", "b", "c"]);
+    }
 
     #[test]
     fn link_headers() {

@@ -85,11 +85,23 @@ impl RegistryClient {
             .append_pair("mount", digest)
             .append_pair("from", from_repository);
         let call = Call::new(Method::POST, url, scopes);
-        let sent = repo
+        let sent = match repo
             .send(&call, |s| {
                 s == StatusCode::CREATED || s == StatusCode::ACCEPTED
             })
-            .await?;
+            .await
+        {
+            Ok(sent) => sent,
+            // Harbor answers 401 when `from` is not visible to the account, others 403 or
+            // 404: a mount is an optimisation, so the blob is uploaded instead.
+            Err(error) if is_refused_mount(&error) => {
+                tracing::debug!(%error, "mount refused: uploading instead");
+                let repo = self.open(target, format!("upload blob {digest}")).await?;
+                let location = start_session(&repo).await?;
+                return Ok(MountOutcome::NotMounted(UploadSession { location }));
+            }
+            Err(error) => return Err(error),
+        };
         if sent.response.status() == StatusCode::CREATED {
             return Ok(MountOutcome::Mounted);
         }
@@ -164,15 +176,7 @@ impl RegistryClient {
         let scopes = vec![repo.reference.scope(&["pull", "push"])];
         let mut location = match session {
             Some(location) => location,
-            None => {
-                let call = Call::new(Method::POST, repo.url("blobs/uploads/")?, scopes.clone());
-                let sent = repo
-                    .send(&call, |s| {
-                        s == StatusCode::ACCEPTED || s == StatusCode::CREATED
-                    })
-                    .await?;
-                location(repo, &sent.response)?
-            }
+            None => start_session(repo).await?,
         };
         let options = &self.inner.options;
         let mut finish = Payload::Empty;
@@ -223,6 +227,24 @@ impl RegistryClient {
     }
 }
 
+/// Opens an upload session in the repository of `repo`: its `Location`.
+async fn start_session(repo: &Repo) -> Result<Url, RegistryError> {
+    let scopes = vec![repo.reference.scope(&["pull", "push"])];
+    let call = Call::new(Method::POST, repo.url("blobs/uploads/")?, scopes);
+    let sent = repo
+        .send(&call, |s| {
+            s == StatusCode::ACCEPTED || s == StatusCode::CREATED
+        })
+        .await?;
+    location(repo, &sent.response)
+}
+
+/// A mount the registry refused for good (no access to `from`, not supported): an upload
+/// may still work. Anything retryable was retried already and stays an error.
+fn is_refused_mount(error: &RegistryError) -> bool {
+    !error.is_retryable() && matches!(error.status(), Some(400 | 401 | 403 | 404 | 405))
+}
+
 fn payload(source: &BlobSource, offset: u64, len: u64) -> Payload {
     match source {
         BlobSource::Bytes(bytes) => {
@@ -254,4 +276,65 @@ fn location(repo: &Repo, response: &reqwest::Response) -> Result<Url, RegistryEr
             ))
         })?;
     repo.resolve(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use wiremock::matchers::{method, path, query_param};
+    use wiremock::{Mock, ResponseTemplate};
+
+    use super::*;
+    use crate::registry::tests::{client, envelope, open_registry, received, reference};
+
+    const DIGEST: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000001";
+
+    #[tokio::test]
+    async fn a_refused_mount_opens_a_plain_upload_session() {
+        let server = open_registry().await;
+        Mock::given(method("POST"))
+            .and(path("/v2/team/app/blobs/uploads/"))
+            .and(query_param("mount", DIGEST))
+            .respond_with(ResponseTemplate::new(401).set_body_json(envelope(
+                "UNAUTHORIZED",
+                "unauthorized to access repository: other/repo, action: pull",
+            )))
+            .with_priority(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/v2/team/app/blobs/uploads/"))
+            .respond_with(
+                ResponseTemplate::new(202)
+                    .insert_header("Location", "/v2/team/app/blobs/uploads/s1"),
+            )
+            .with_priority(2)
+            .mount(&server)
+            .await;
+        let outcome = client(&server, false)
+            .mount_blob(&reference(&server, "team/app:1"), "other/repo", DIGEST)
+            .await
+            .expect("a refused mount is no error");
+        let MountOutcome::NotMounted(session) = outcome else {
+            panic!("not mounted: {outcome:?}");
+        };
+        assert_eq!(session.location.path(), "/v2/team/app/blobs/uploads/s1");
+        let posts = received(&server, "/v2/team/app/blobs/uploads/").await;
+        assert_eq!(posts.len(), 2, "the mount once, then a plain POST");
+        assert!(posts[1].url.query().is_none(), "{:?}", posts[1].url);
+    }
+
+    #[tokio::test]
+    async fn a_mount_that_fails_for_a_retryable_cause_stays_an_error() {
+        let server = open_registry().await;
+        Mock::given(method("POST"))
+            .and(path("/v2/team/app/blobs/uploads/"))
+            .respond_with(ResponseTemplate::new(500))
+            .mount(&server)
+            .await;
+        let error = client(&server, false)
+            .mount_blob(&reference(&server, "team/app:1"), "other/repo", DIGEST)
+            .await
+            .expect_err("a 500 after the retries is an error");
+        assert_eq!(error.status(), Some(500));
+    }
 }

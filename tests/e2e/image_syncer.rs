@@ -212,6 +212,16 @@ fn bad_flags_and_files_are_one_line_and_exit_2() {
         assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
         assert!(stderr.starts_with(expected), "{args:?}: {stderr}");
     }
+    // ferry's own flags before the mode are not image-syncer's: say how to call it.
+    let flagged = ferry(
+        dir.path(),
+        &["-v", "image-syncer", "--images=good.yaml"],
+        &[],
+    );
+    let stderr = text(&flagged.stderr);
+    assert_eq!(flagged.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("`ferry image-syncer FLAGS`"), "{stderr}");
     let help = ferry(dir.path(), &["image-syncer", "--help"], &[]);
     assert!(help.status.success());
     assert!(text(&help.stdout).contains("--output-failed-images"));

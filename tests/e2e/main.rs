@@ -14,6 +14,7 @@ mod image_syncer;
 mod immutable;
 mod inputs;
 mod platforms;
+mod quirks;
 mod refused;
 mod registry;
 mod resume;

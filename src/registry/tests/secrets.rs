@@ -100,7 +100,7 @@ async fn no_error_or_debug_output_shows_a_secret() {
     }
     for kind in [
         "Status",
-        "Unauthorized",
+        "NoAccess",
         "Token",
         "DigestMismatch",
         "Protocol",

@@ -36,7 +36,12 @@ impl HttpServer {
     /// Binds a free port on 127.0.0.1 (kept open, so no other test can take it) and serves
     /// `handler` there until dropped.
     pub fn start(handler: Handler) -> HttpServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port on 127.0.0.1");
+        HttpServer::start_on("127.0.0.1", handler)
+    }
+
+    /// The same on another loopback address (`127.0.0.2` …), for a second "host".
+    pub fn start_on(ip: &str, handler: Handler) -> HttpServer {
+        let listener = TcpListener::bind((ip, 0)).expect("bind a free port on a loopback address");
         listener
             .set_nonblocking(true)
             .expect("make the listener non-blocking for tokio");
@@ -53,7 +58,7 @@ impl HttpServer {
         }
     }
 
-    /// The address served, `127.0.0.1:PORT`.
+    /// The address served, `IP:PORT`.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
