@@ -16,7 +16,7 @@ use crate::event::SkipReason;
 use crate::manifest::{self, sha256_digest, Child, ImageParts, Parsed};
 use crate::plan::Job;
 use crate::platform::Platform;
-use crate::registry::{Manifest, PullBudget, RegistryClient};
+use crate::registry::{ErrorKind, Manifest, PullBudget, RegistryClient};
 use crate::state::{SkipRecord, State};
 
 #[cfg(test)]
@@ -209,6 +209,11 @@ impl Decider {
                     };
                 }
                 Ok(None) => {}
+                // Credentials good, repository refused (Harbor: no project, no push
+                // permission): the copy would fail too, so not a pull is spent on it.
+                Err(error) if matches!(error.kind(), ErrorKind::NoAccess { .. }) => {
+                    return Action::Fail(error.to_string())
+                }
                 Err(error) => why = CopyReason::Unchecked(error.to_string()),
             }
             let source_digest = match self.source.head_manifest(&job.source).await {

@@ -10,7 +10,6 @@ use std::sync::Mutex;
 
 use reqwest::header::HeaderMap;
 
-use super::error::{ErrorKind, RegistryError};
 use super::RegistryClient;
 use crate::credentials::Side;
 use crate::reference::Reference;
@@ -77,22 +76,6 @@ impl Budgets {
 /// The leading number of a rate-limit header: `76;w=21600` gives 76.
 fn leading_number(value: &str) -> Option<u64> {
     value.split(';').next()?.trim().parse().ok()
-}
-
-/// True for Docker Hub's pull-limit answer: 429 with `toomanyrequests` in its code or text
-/// (its abuse limit is a bare 429, which is retried as any other). Without `Retry-After`
-/// it is final at once; with one, it is waited for as any 429 until the retries end.
-pub(crate) fn is_pull_limit(error: &RegistryError) -> bool {
-    match error.kind() {
-        ErrorKind::Status { status, errors, .. } => {
-            *status == 429
-                && errors.iter().any(|e| {
-                    let said = format!("{} {}", e.code, e.message).to_ascii_lowercase();
-                    said.contains("toomanyrequests")
-                })
-        }
-        _ => false,
-    }
 }
 
 impl RegistryClient {
@@ -207,25 +190,5 @@ mod tests {
             PullBudget::deferral("ghcr.io", 0, 0),
             "registry ghcr.io pull budget spent (remaining 0): deferred"
         );
-    }
-
-    #[test]
-    fn only_toomanyrequests_is_the_pull_limit() {
-        let status = |code: u16, body: &str| {
-            RegistryError::new(
-                "docker.io",
-                Some("library/nginx"),
-                "GET manifest 1",
-                ErrorKind::Status {
-                    status: code,
-                    errors: super::super::error::parse_envelope(body.as_bytes()),
-                    retry_after: None,
-                },
-            )
-        };
-        let hub = r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit."}]}"#;
-        assert!(is_pull_limit(&status(429, hub)));
-        assert!(!is_pull_limit(&status(429, "")), "the abuse limit is bare");
-        assert!(!is_pull_limit(&status(503, hub)));
     }
 }

@@ -275,18 +275,18 @@ impl RegistryError {
         }
     }
 
-    /// Docker Hub's pull limit: 429 `TOOMANYREQUESTS` whose message names the pull rate
-    /// limit. It lasts hours, so retrying within a run only spends more (the bare abuse
-    /// 429 is retried as usual).
-    fn is_pull_limit(&self) -> bool {
+    /// Docker Hub's pull limit: 429 `toomanyrequests` naming the pull rate limit (the abuse
+    /// limit is a bare 429, and other registries' throttling 429s are retried as any other). It lasts until the window turns, hours
+    /// away, so it is final at once: asking again within a run only hammers the registry.
+    pub(crate) fn is_pull_limit(&self) -> bool {
         match &self.0.kind {
             ErrorKind::Status {
                 status: 429,
                 errors,
                 ..
             } => errors.iter().any(|e| {
-                e.code.eq_ignore_ascii_case("TOOMANYREQUESTS")
-                    && e.message.to_ascii_lowercase().contains("pull rate limit")
+                let said = format!("{} {}", e.code, e.message).to_ascii_lowercase();
+                said.contains("toomanyrequests") && said.contains("pull rate limit")
             }),
             _ => false,
         }

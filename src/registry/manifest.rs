@@ -9,7 +9,6 @@ use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 
-use super::budget::is_pull_limit;
 use super::error::{ErrorKind, RegistryError};
 use super::limits::Limit;
 use super::request::{Call, Payload, Repo};
@@ -111,11 +110,8 @@ impl RegistryClient {
             .run(|_| async {
                 let sent = match repo.send_once(&call, |s| s == StatusCode::OK).await {
                     Ok(sent) => sent,
-                    // Docker Hub's pull limit names no time to come back: asking again
-                    // only hammers it, the budget is gone until its window turns.
-                    Err(error) if is_pull_limit(&error) && error.retry_after().is_none() => {
-                        return Err(error.exhausted());
-                    }
+                    // Docker Hub's pull limit: the budget is gone until its window turns.
+                    Err(error) if error.is_pull_limit() => return Err(error.exhausted()),
                     Err(error) => return Err(error),
                 };
                 self.note_rate_limit(reference, sent.response.headers());
@@ -124,7 +120,7 @@ impl RegistryClient {
             })
             .await;
         if let Err(error) = &read {
-            if is_pull_limit(error) {
+            if error.is_pull_limit() {
                 self.budget_spent(reference);
             }
         }

@@ -200,11 +200,21 @@ async fn harbor_missing_project_is_one_line_without_retries() {
             ],
             &[(target.host(), target.backing())],
         );
+        let before = source.requests().len();
         let run = sync(&dir, transport);
         assert_eq!(run.code, Some(1), "{transport}: {}", run.all);
         let failed = run.failed_without_secrets(target.backing());
         assert_eq!(failed.len(), 1, "{transport}: {}", run.all);
         eprintln!("NoProject {transport}: {}", failed[0]);
+        // The refused target is known before the source is read: no pull is spent on it.
+        let pulled = source.requests()[before..]
+            .iter()
+            .filter(|r| r.method == "GET" && r.uri.contains("/noproject/multi/manifests/"))
+            .count();
+        assert_eq!(
+            pulled, 0,
+            "{transport}: manifest GETs for the refused image"
+        );
         assert!(
             failed[0].contains(&format!("project missing or no push permission on {repo}")),
             "{transport}: {}",
