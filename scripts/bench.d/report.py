@@ -62,7 +62,40 @@ def read_extra(key, path):
             return {"phases_seconds": {k: round(int(v) / 1e6, 2) for k, v in phases.items()}}
         report = json.load(file)
     return {"ferry_report": {"elapsed_seconds": round(report["elapsed_seconds"], 2),
-                             "totals": report["totals"]}}
+                             "totals": report["totals"]},
+            "breakdown": breakdown(report)}
+
+
+def union(spans):
+    """Seconds covered by at least one of the (from, to) spans."""
+    total, end = 0.0, None
+    for start, stop in sorted(spans):
+        if end is None or start > end:
+            total += stop - start
+            end = stop
+        elif stop > end:
+            total += stop - end
+            end = stop
+    return total
+
+
+PHASES = ("download", "extract", "push")
+
+
+def breakdown(report):
+    """Where a ferry run's wall time went, from the per-job phase spans of its report:
+    seconds during which at least one job was downloading, extracting, pushing; `other` is
+    the rest of the run (decide, ferry's own registry calls, tag, manifest lists)."""
+    spans = {p: [] for p in PHASES}
+    for job in report.get("jobs", []):
+        for phase in PHASES:
+            span = job.get("phases", {}).get(phase)
+            if span:
+                spans[phase].append((span["from"], span["to"]))
+    out = {p: round(union(spans[p]), 2) for p in PHASES}
+    busy = union([s for p in PHASES for s in spans[p]])
+    out["other"] = round(max(report["elapsed_seconds"] - busy, 0.0), 2)
+    return out
 
 
 def load_results(path):
@@ -161,9 +194,14 @@ def details(rows):
         if runs:
             own = statistics.median(r["ferry_report"]["elapsed_seconds"] for r in runs)
             t = runs[0]["ferry_report"]["totals"]
+            split = {p: statistics.median(r["breakdown"][p] for r in runs)
+                     for p in (*PHASES, "other")}
             lines.append(f"`{key}`: ferry's own clock {own:.2f} s (median); its report: "
                          f"copied {t['copied']}, skipped {t['skipped']}, failed {t['failed']}, "
-                         f"bytes {mib(t['bytes'])}.")
+                         f"bytes {mib(t['bytes'])}; wall seconds with a layer downloading "
+                         f"{split['download']:.2f}, extracting {split['extract']:.2f}, "
+                         f"pushing (compress + upload) {split['push']:.2f}, in none of these "
+                         f"(decide, ferry's registry calls, tag, lists) {split['other']:.2f}.")
     return lines
 
 
