@@ -5,6 +5,7 @@
 //! job) nor whether (that is `decide`'s), nor print anything (events go to `report`).
 
 pub mod docker;
+mod layers;
 pub mod registry;
 #[cfg(test)]
 mod tests;
