@@ -225,13 +225,16 @@ run_ferry_registry() {
   registry_stop "registry-$round"
 }
 
-# The byte-copy limit: cp of the source registry's blob files, and a parallel ($jobs at
-# once) raw GET -> PUT of every distinct blob with curl into a fresh target.
+# The byte-copy limit: cp of the fixtures' blob files in the source registry's storage,
+# and a parallel ($jobs at once) raw GET -> PUT of every distinct blob with curl into a
+# fresh target.
 run_bytes() {
-  local round=$1 blobs_dir="$REGISTRY_TMP/registry-source/storage/docker/registry/v2/blobs"
+  local round=$1
   rm -rf "$BENCH_TMP/cp-copy"
+  mkdir -p "$BENCH_TMP/cp-copy"
   count_dst=""
-  measure copy_cp "$round" - "" cp -r "$blobs_dir" "$BENCH_TMP/cp-copy"
+  measure copy_cp "$round" - "" \
+    xargs -a "$blob_dirs" cp -r --parents -t "$BENCH_TMP/cp-copy"
   verify check_copy_cp
   rm -rf "$BENCH_TMP/cp-copy"
   fresh_target "bytes-$round"
@@ -242,13 +245,13 @@ run_bytes() {
   registry_stop "bytes-$round"
 }
 
-# check_copy_cp: the cp copy holds as many bytes as the source's blob files.
+# check_copy_cp: the cp copy holds every fixture blob, byte for byte in size.
 check_copy_cp() {
   local want got
-  want=$(du -sb --apparent-size "$REGISTRY_TMP/registry-source/storage/docker/registry/v2/blobs" | cut -f1)
-  got=$(du -sb --apparent-size "$BENCH_TMP/cp-copy" | cut -f1)
+  want=$(awk '{ n += $3 } END { print n }' "$blob_list")
+  got=$(find "$BENCH_TMP/cp-copy" -type f -name data -printf '%s\n' | awk '{ n += $1 } END { print n }')
   [[ $want == "$got" ]] || { echo "copied $got bytes of $want"; return 1; }
-  echo "$got bytes"
+  echo "$got bytes in $(wc -l <"$blob_list") blobs"
 }
 
 # check_blobs HOST LIST: every blob of LIST ("repo digest size") is on HOST with its size.
