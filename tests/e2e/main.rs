@@ -15,5 +15,6 @@ mod refused;
 mod registry;
 mod resume;
 mod schema;
+mod speed_paths;
 mod support;
 mod transport;
