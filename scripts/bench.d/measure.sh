@@ -155,12 +155,45 @@ run_loop() {
   measure loop "$round" "$phases" "$target" \
     bash "$root/scripts/bench.d/docker-loop.sh" "$src" "$target" "$tags_tsv" "$phases"
   verify check_run - - - "$target" flat
+  push_floor "$round" "$target"
   daemon_empty
   phases="$BENCH_TMP/logs/loop_inc.r$round.phases"
   measure loop_inc "$round" "$phases" "$target" \
     bash "$root/scripts/bench.d/docker-loop.sh" "$src" "$target" "$tags_inc_tsv" "$phases"
   verify check_run - - - "$target" flat "$tags_all_tsv"
   registry_stop "loop-$round"
+}
+
+# push_floor ROUND OLD_TARGET: the daemon's own floor for the copy: `docker push` of
+# every image the loop just pushed to OLD_TARGET (layers in the daemon, nothing to pull),
+# $jobs at once, to a fresh target: the compress + upload time no daemon-driven copy beats.
+push_floor() {
+  local round=$1 old=$2 list="$BENCH_TMP/push-floor.txt" ref
+  local loop_target=$target loop_dst=$count_dst
+  fresh_target "floor-$round"
+  docker image ls --format '{{.Repository}}:{{.Tag}}' | grep "^$old/" | sort -u >"$list.old"
+  : >"$list"
+  while read -r ref; do
+    docker tag "$ref" "$target/${ref#"$old"/}" && echo "$target/${ref#"$old"/}" >>"$list"
+  done <"$list.old"
+  measure push_floor "$round" - "$target" xargs -P "$jobs" -n 1 -a "$list" docker push -q
+  verify check_pushed "$target" "$list"
+  registry_stop "floor-$round"
+  target=$loop_target count_dst=$loop_dst
+}
+
+# check_pushed HOST LIST: every reference of LIST serves a manifest on HOST.
+check_pushed() {
+  local ref repo tag n=0
+  while read -r ref; do
+    repo=${ref#"$1"/}
+    tag=${repo##*:}
+    repo=${repo%:*}
+    curl -sfI -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+      "http://$1/v2/$repo/manifests/$tag" >/dev/null || { echo "$ref missing"; return 1; }
+    n=$((n + 1))
+  done <"$2"
+  echo "all $n images pushed"
 }
 
 # ferry docker transport: cold (empty daemon), warm (the cold run's layers still in the

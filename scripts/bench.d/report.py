@@ -17,6 +17,8 @@ import sys
 # (key, label, reference row its ratio is taken against)
 ROWS = [
     ("loop", "docker pull/tag/push loop (sequential), cold", None),
+    ("push_floor", "docker push of the loop's images, --jobs at once (the daemon's "
+                   "compress + upload floor)", "loop"),
     ("ferry_docker_cold", "ferry docker, cold (empty daemon, fresh target)", "loop"),
     ("ferry_docker_warm", "ferry docker, warm (layers in daemon, fresh target)", "loop"),
     ("ferry_docker_noop", "ferry docker, no-op (same target and state)", "loop"),
@@ -278,6 +280,14 @@ def details(rows):
             lines.append(f"`{key}` split (medians): pull {phases['pull']:.2f} s, tag "
                          f"{phases['tag']:.2f} s, push {phases['push']:.2f} s, manifest lists "
                          f"{phases['manifest']:.2f} s.")
+    floor, loop_s = ok_seconds(rows, "push_floor"), ok_seconds(rows, "loop")
+    warm, cold = ok_seconds(rows, "ferry_docker_warm"), ok_seconds(rows, "ferry_docker_cold")
+    if floor and loop_s:
+        lines.append(f"The daemon's floor: `docker push` of the same images, --jobs at once, from "
+                     f"a daemon that has them takes {floor:.2f} s = {floor / loop_s:.2f}× the loop; "
+                     + (f"ferry docker warm is {warm / floor:.2f}× that floor, " if warm else "")
+                     + (f"cold {cold / floor:.2f}× it (cold adds the pull: download and extract)."
+                        if cold else ""))
     for key, _, _ in ROWS:
         runs = [r for r in rows.get(key, {}).get("rounds", []) if "ferry_report" in r]
         if runs:
