@@ -349,8 +349,9 @@ def explain(goals, rows, fixtures):
                          f"{split.get('other', 0):.2f}; the raw curl GET->PUT of the same "
                          f"blobs took {curl or 0:.2f} s, so ferry is at "
                          f"{(sec('ferry_registry_cold') or 0) / curl if curl else 0:.2f}× the "
-                         f"byte-copy limit (met); skopeo took {sec('skopeo_cold') or 0:.2f} s, "
-                         "itself under that limit here.")
+                         f"byte-copy limit (met); skopeo took {sec('skopeo_cold') or 0:.2f} s"
+                         + (", itself under that limit here." if curl and (sec("skopeo_cold") or 0) < curl
+                            else "."))
         elif "no-op at scale" in name:
             key = ("ferry_registry_scale_noop" if name.startswith("registry")
                    else "ferry_docker_scale_noop")
