@@ -19,7 +19,11 @@ CHUNK = 64 * 1024
 
 
 class Link:
-    """One direction of the shared link: a byte rate every connection takes turns on."""
+    """One direction of the shared link: a byte rate every connection takes turns on. A
+    sender that fell behind (a late wake-up) may catch up by BURST bytes, so timer slack
+    does not lower the rate."""
+
+    BURST = 256 * 1024
 
     def __init__(self, rate):
         self.rate = rate
@@ -27,8 +31,7 @@ class Link:
 
     async def send(self, size):
         now = time.monotonic()
-        start = max(now, self.free_at)
-        self.free_at = start + size / self.rate
+        self.free_at = max(self.free_at, now - self.BURST / self.rate) + size / self.rate
         wait = self.free_at - now
         if wait > 0:
             await asyncio.sleep(wait)
