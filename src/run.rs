@@ -330,7 +330,10 @@ mod tests {
             "prechecks beyond --jobs"
         );
         assert!(worker.peak_checks.load(Ordering::SeqCst) <= 2 * PRECHECK_FANOUT);
-        assert!(worker.peak_copies.load(Ordering::SeqCst) <= 2, "copies within --jobs");
+        assert!(
+            worker.peak_copies.load(Ordering::SeqCst) <= 2,
+            "copies within --jobs"
+        );
         let started = events
             .iter()
             .filter(|e| matches!(e, Event::Started { .. }))
