@@ -23,7 +23,23 @@ use crate::plan::Job;
 pub trait Worker: Sync {
     /// Works on one job, reporting progress through `events`.
     fn work(&self, job: &Job, events: &JobEvents) -> impl Future<Output = Outcome> + Send;
+
+    /// The cheap start of a job, run before it takes a run slot and with up to
+    /// [`PRECHECK_FANOUT`] times `--jobs` at once: `Some` finishes the job there (a skip
+    /// that cost a few HEADs), `None` hands it to [`Worker::work`]. Default: `None`.
+    fn precheck(
+        &self,
+        _job: &Job,
+        _events: &JobEvents,
+    ) -> impl Future<Output = Option<Outcome>> + Send {
+        std::future::ready(None)
+    }
 }
+
+/// How many more jobs than `--jobs` may be in their [`Worker::precheck`] at once: a no-op
+/// over a thousand tags is HEAD requests, bounded per registry by the client's own
+/// request limit, not by how many copies may run.
+pub const PRECHECK_FANOUT: usize = 8;
 
 /// Limits of one run.
 #[derive(Debug, Clone)]
@@ -68,45 +84,73 @@ pub async fn run_until<W: Worker>(
     events: &event::Sender,
     stop: &CancellationToken,
 ) -> Vec<Outcome> {
-    map(jobs, options, |id, job| async move {
-        let interrupted = |what: &str| Outcome::Failed {
-            error: format!(
-                "{} -> {}: {what}: the run was interrupted",
-                job.source, job.target
-            ),
-        };
-        if stop.is_cancelled() {
-            return interrupted("not started");
-        }
-        let job_events = events.job(id);
-        let begun = Instant::now();
-        job_events.send(Event::Started {
-            job: id,
-            source: job.source.to_string(),
-            target: job.target.to_string(),
-        });
-        // A bug in one job (a panic) fails that job; the others go on.
-        let work = event::scope(job_events.clone(), worker.work(job, &job_events));
-        let work = AssertUnwindSafe(work).catch_unwind();
-        let outcome = tokio::select! {
-            finished = work => finished.unwrap_or_else(|panic| Outcome::Failed {
+    let limits = RegistryLimits::new(options);
+    let slots = Semaphore::new(options.jobs.max(1));
+    let checks = Semaphore::new(options.jobs.max(1) * PRECHECK_FANOUT);
+    let (limits, slots, checks) = (&limits, &slots, &checks);
+    let mut results: Vec<(usize, Outcome)> = jobs
+        .iter()
+        .enumerate()
+        .map(|(id, job)| async move {
+            let interrupted = |what: &str| Outcome::Failed {
+                error: format!(
+                    "{} -> {}: {what}: the run was interrupted",
+                    job.source, job.target
+                ),
+            };
+            // Held until the job ends: at most PRECHECK_FANOUT x jobs have started.
+            let _check = checks.acquire().await;
+            if stop.is_cancelled() {
+                return (id, interrupted("not started"));
+            }
+            let job_events = events.job(id);
+            let begun = Instant::now();
+            job_events.send(Event::Started {
+                job: id,
+                source: job.source.to_string(),
+                target: job.target.to_string(),
+            });
+            // A bug in one job (a panic) fails that job; the others go on.
+            let panicked = |panic: Box<dyn std::any::Any + Send>| Outcome::Failed {
                 error: format!(
                     "{} -> {}: internal error: {}",
                     job.source,
                     job.target,
                     panic_message(panic.as_ref())
                 ),
-            }),
-            () = stop.cancelled() => interrupted("stopped"),
-        };
-        job_events.send(Event::Finished {
-            job: id,
-            outcome: outcome.clone(),
-            elapsed: begun.elapsed(),
-        });
-        outcome
-    })
-    .await
+            };
+            let work = async {
+                let check = event::scope(job_events.clone(), worker.precheck(job, &job_events));
+                match AssertUnwindSafe(check).catch_unwind().await {
+                    Ok(Some(outcome)) => outcome,
+                    Err(panic) => panicked(panic),
+                    Ok(None) => {
+                        let _target = limits.acquire(job).await;
+                        let _slot = slots.acquire().await;
+                        let work = event::scope(job_events.clone(), worker.work(job, &job_events));
+                        AssertUnwindSafe(work)
+                            .catch_unwind()
+                            .await
+                            .unwrap_or_else(panicked)
+                    }
+                }
+            };
+            let outcome = tokio::select! {
+                finished = work => finished,
+                () = stop.cancelled() => interrupted("stopped"),
+            };
+            job_events.send(Event::Finished {
+                job: id,
+                outcome: outcome.clone(),
+                elapsed: begun.elapsed(),
+            });
+            (id, outcome)
+        })
+        .collect::<futures::stream::FuturesUnordered<_>>()
+        .collect()
+        .await;
+    results.sort_by_key(|(id, _)| *id);
+    results.into_iter().map(|(_, result)| result).collect()
 }
 
 /// `f` over every job under the run's limits (jobs at once, jobs per target registry);
@@ -223,6 +267,78 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Skips odd tags in its precheck, copies even ones; tracks the most prechecks and the
+    /// most copies in flight.
+    #[derive(Default)]
+    struct CheckingWorker {
+        checks: AtomicUsize,
+        peak_checks: AtomicUsize,
+        copies: AtomicUsize,
+        peak_copies: AtomicUsize,
+    }
+
+    impl Worker for CheckingWorker {
+        async fn precheck(&self, job: &Job, _: &JobEvents) -> Option<Outcome> {
+            let now = self.checks.fetch_add(1, Ordering::SeqCst) + 1;
+            self.peak_checks.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            self.checks.fetch_sub(1, Ordering::SeqCst);
+            let n: usize = job.source.tag().and_then(|t| t.parse().ok()).unwrap_or(0);
+            (n % 2 == 1).then_some(Outcome::Skipped {
+                reason: crate::event::SkipReason::Unchanged,
+            })
+        }
+
+        async fn work(&self, _: &Job, _: &JobEvents) -> Outcome {
+            let now = self.copies.fetch_add(1, Ordering::SeqCst) + 1;
+            self.peak_copies.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            self.copies.fetch_sub(1, Ordering::SeqCst);
+            Outcome::Copied {
+                note: None,
+                bytes: 1,
+                digest: "sha256:bb".into(),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn prechecks_fan_out_beyond_jobs_while_copies_stay_within_them() {
+        let jobs: Vec<Job> = (0..64)
+            .map(|t| job(&format!("src.io/app:{t}"), &format!("dst.io/app:{t}")))
+            .collect();
+        let worker = CheckingWorker::default();
+        let options = RunOptions {
+            jobs: 2,
+            per_registry: 2,
+            ..RunOptions::default()
+        };
+        let (sender, receiver) = event::channel();
+        let outcomes = run(&worker, &jobs, &options, &sender).await;
+        drop(sender);
+        let events = collect(receiver).await;
+        let skipped = outcomes
+            .iter()
+            .filter(|o| matches!(o, Outcome::Skipped { .. }))
+            .count();
+        assert_eq!(skipped, 32);
+        assert_eq!(outcomes.len() - skipped, 32, "the others copied");
+        assert!(
+            worker.peak_checks.load(Ordering::SeqCst) > 2,
+            "prechecks beyond --jobs"
+        );
+        assert!(worker.peak_checks.load(Ordering::SeqCst) <= 2 * PRECHECK_FANOUT);
+        assert!(
+            worker.peak_copies.load(Ordering::SeqCst) <= 2,
+            "copies within --jobs"
+        );
+        let started = events
+            .iter()
+            .filter(|e| matches!(e, Event::Started { .. }))
+            .count();
+        assert_eq!(started, 64, "every job started and finished once");
     }
 
     fn job(source: &str, target: &str) -> Job {

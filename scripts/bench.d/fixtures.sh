@@ -10,6 +10,8 @@
 #     :1.T          unique layer 1.2..2.0   per tag, T = 1..BENCH_TAGS
 #   arm64 base      busybox + 12            shared by the arm64 variants
 #   bench/multiM:2.U  manifest list: linux/amd64 (base + 3) and linux/arm64 (arm64 base + 3)
+# Plus one more tag per repository (1.(TAGS+1), 2.(MULTI_TAGS)) listed apart in
+# tags-inc.tsv: the "incremental" scenario's new tags, sharing base and family layers.
 
 BENCH_REPOS=${BENCH_REPOS:-8}
 BENCH_TAGS=${BENCH_TAGS:-5}
@@ -42,13 +44,15 @@ bench_context() {
 }
 
 # bench_fixtures_build SRC: builds and pushes every fixture to registry host SRC; writes
-# $BENCH_TMP/tags.tsv (kind, repository, tag). The caller's `set -e` does not reach in
+# $BENCH_TMP/tags.tsv (kind, repository, tag), tags-inc.tsv (the new tags of the
+# incremental scenario) and tags-all.tsv (both, repository by repository). The caller's `set -e` does not reach in
 # here (it is called in a `||` list): every step checks for itself.
 bench_fixtures_build() {
   local src=$1 ctx r t m u arch repo tag refs=() lists=()
-  local tags_file="$BENCH_TMP/tags.tsv" label="LABEL ferry.bench=1 ferry.bench.run=$BENCH_RUN"
+  local tags_file="$BENCH_TMP/tags.tsv" inc_file="$BENCH_TMP/tags-inc.tsv" out label="LABEL ferry.bench=1 ferry.bench.run=$BENCH_RUN"
   local base="ferry-bench/base:$BENCH_RUN" arm_rootfs="$BENCH_TMP/arm64-rootfs"
   : >"$tags_file" || return 1
+  : >"$inc_file" || return 1
 
   ctx=$(bench_context base) || return 1
   cp /bin/busybox "$ctx/busybox" || return 1
@@ -70,22 +74,26 @@ bench_fixtures_build() {
     bench_random "$ctx/family.bin" $(((5 + (r - 1) % 6) * 1024)) || return 1
     printf '%s\n' "FROM $base" 'COPY family.bin /data/family.bin' >"$ctx/Dockerfile"
     bench_build "$ctx" "ferry-bench/family$r:$BENCH_RUN" || return 1
-    for ((t = 1; t <= BENCH_TAGS; t++)); do
+    for ((t = 1; t <= BENCH_TAGS + 1; t++)); do
       tag="1.$t"
+      out=$tags_file
+      ((t <= BENCH_TAGS)) || out=$inc_file
       ctx=$(bench_context "app-$r-$t") || return 1
       bench_random "$ctx/unique.bin" $((1024 + t * 205)) || return 1
       printf '%s\n' "FROM ferry-bench/family$r:$BENCH_RUN" 'COPY unique.bin /data/unique.bin' \
         >"$ctx/Dockerfile"
       bench_build "$ctx" "$src/$repo:$tag" || return 1
       refs+=("$src/$repo:$tag")
-      printf 'single\t%s\t%s\n' "$repo" "$tag" >>"$tags_file"
+      printf 'single\t%s\t%s\n' "$repo" "$tag" >>"$out"
     done
   done
 
   for ((m = 1; m <= BENCH_MULTI_REPOS; m++)); do
     repo="bench/multi$m"
-    for ((u = 0; u < BENCH_MULTI_TAGS; u++)); do
+    for ((u = 0; u <= BENCH_MULTI_TAGS; u++)); do
       tag="2.$u"
+      out=$tags_file
+      ((u < BENCH_MULTI_TAGS)) || out=$inc_file
       for arch in amd64 arm64; do
         ctx=$(bench_context "multi-$m-$u-$arch") || return 1
         bench_random "$ctx/variant.bin" $((3 * 1024)) || return 1
@@ -101,7 +109,7 @@ bench_fixtures_build() {
         refs+=("$src/$repo:$tag-$arch")
       done
       lists+=("$src/$repo:$tag")
-      printf 'multi\t%s\t%s\n' "$repo" "$tag" >>"$tags_file"
+      printf 'multi\t%s\t%s\n' "$repo" "$tag" >>"$out"
     done
   done
 
@@ -121,22 +129,25 @@ bench_fixtures_build() {
     fi
   done
   rm -rf "$BENCH_TMP/ctx" "$arm_rootfs"
+  sort -s -t $'\t' -k2,2 "$tags_file" "$inc_file" >"$BENCH_TMP/tags-all.tsv"
 }
 
-# bench_write_configs SRC: images.yaml keys (HOST/REPO:t1,t2) and the skopeo sync YAML.
+# bench_write_configs SRC TAGS_TSV [NAME]: images[-NAME].yaml keys (HOST/REPO:t1,t2) and
+# the skopeo sync YAML skopeo[-NAME].yaml for the tags of TAGS_TSV.
 bench_write_configs() {
-  local src=$1 repo tags
-  : >"$BENCH_TMP/images.yaml"
+  local src=$1 tsv=$2 suffix=${3:+-$3} repo tags
+  local images="$BENCH_TMP/images$suffix.yaml" skopeo="$BENCH_TMP/skopeo$suffix.yaml"
+  : >"$images"
   {
     echo "$src:"
     echo "  tls-verify: false"
     echo "  images:"
-  } >"$BENCH_TMP/skopeo.yaml"
+  } >"$skopeo"
   while read -r repo; do
-    tags=$(awk -F '\t' -v r="$repo" '$2 == r { print $3 }' "$BENCH_TMP/tags.tsv" | paste -sd, -)
-    echo "$src/$repo:$tags:" >>"$BENCH_TMP/images.yaml"
-    echo "    $repo: [${tags//,/, }]" >>"$BENCH_TMP/skopeo.yaml"
-  done < <(cut -f2 "$BENCH_TMP/tags.tsv" | uniq)
+    tags=$(awk -F '\t' -v r="$repo" '$2 == r { print $3 }' "$tsv" | paste -sd, -)
+    echo "$src/$repo:$tags:" >>"$images"
+    echo "    $repo: [${tags//,/, }]" >>"$skopeo"
+  done < <(cut -f2 "$tsv" | uniq)
 }
 
 # bench_images_remove LABEL_FILTER: removes every daemon image with that label, children

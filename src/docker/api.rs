@@ -34,6 +34,8 @@ pub struct ImageInfo {
     pub os: Option<String>,
     /// CPU architecture (`amd64`, `arm64`); `None` in [`DockerApi::list`] results.
     pub architecture: Option<String>,
+    /// Diff ids of its layers, bottom first; empty in [`DockerApi::list`] results.
+    pub layers: Vec<String>,
 }
 
 /// What a pull amounted to.

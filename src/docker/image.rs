@@ -27,6 +27,7 @@ pub(crate) fn from_inspect(image: ImageInspect) -> ImageInfo {
             .and_then(crate::timestamp::unix_seconds),
         os: image.os,
         architecture: image.architecture,
+        layers: image.root_fs.and_then(|r| r.layers).unwrap_or_default(),
     }
 }
 
@@ -49,6 +50,7 @@ pub(crate) fn from_summary(image: ImageSummary) -> ImageInfo {
         created: Some(image.created),
         os: None,
         architecture: None,
+        layers: Vec::new(),
     }
 }
 

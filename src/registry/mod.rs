@@ -71,7 +71,7 @@ pub use manifest::{
     Manifest, ManifestHead, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, MANIFEST_MEDIA_TYPES, OCI_INDEX,
     OCI_MANIFEST,
 };
-pub use upload::{BlobPush, BlobSource, MountOutcome, UploadSession};
+pub use upload::{BlobPush, BlobSource, MountOutcome, SpentOnce, UploadSession};
 
 /// Tunables of a [`RegistryClient`].
 #[derive(Debug, Clone)]

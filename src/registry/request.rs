@@ -38,11 +38,17 @@ pub(crate) struct Repo {
     pub(crate) action: String,
 }
 
-/// A request body that can be rebuilt for every attempt.
+/// A request body that can be rebuilt for every attempt, except [`Payload::Stream`].
 #[derive(Debug, Clone)]
 pub(crate) enum Payload {
     Empty,
     Bytes(Bytes),
+    /// `len` bytes arriving from elsewhere (a download copied on the fly): sent once; a
+    /// second attempt finds it spent and fails instead of sending something else.
+    Stream {
+        body: super::upload::SpentOnce,
+        len: u64,
+    },
     /// `len` bytes of a file from `offset`, streamed (never held in memory).
     File {
         path: PathBuf,
@@ -322,6 +328,12 @@ impl Repo {
                 reqwest::Body::from(bytes.clone()),
                 bytes.len() as u64,
             ))),
+            Payload::Stream { body, len } => match body.take() {
+                Some(stream) => Ok(Some((reqwest::Body::wrap_stream(stream), *len))),
+                None => Err(self.error(ErrorKind::Protocol(
+                    "a streamed upload body cannot be sent twice".into(),
+                ))),
+            },
             Payload::File { path, offset, len } => {
                 let io = |e: std::io::Error| {
                     self.error(ErrorKind::Io(format!("reading {}: {e}", path.display())))

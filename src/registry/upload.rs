@@ -18,13 +18,51 @@ use crate::reference::Reference;
 
 const OCTET_STREAM: &str = "application/octet-stream";
 
-/// Where blob bytes to upload come from; both can be read again for a retry.
+/// Where blob bytes to upload come from; a file or bytes can be read again for a retry,
+/// a stream cannot.
 #[derive(Debug, Clone)]
 pub enum BlobSource {
     /// A file on disk (e.g. the verified blob cache), streamed.
     File(PathBuf),
     /// Bytes in memory (configs, small blobs).
     Bytes(Bytes),
+    /// `len` bytes arriving as a stream (a download copied on the fly, memory bounded by
+    /// its producer): one monolithic PUT, one attempt, never retried; the registry checks
+    /// the digest before it commits anything.
+    Stream {
+        /// The bytes; an `Err` item aborts the upload.
+        body: SpentOnce,
+        /// How many bytes it yields.
+        len: u64,
+    },
+}
+
+/// A byte stream that can be taken once (an upload body that cannot be rebuilt).
+#[derive(Clone)]
+pub struct SpentOnce(
+    std::sync::Arc<
+        std::sync::Mutex<Option<futures::stream::BoxStream<'static, std::io::Result<Bytes>>>>,
+    >,
+);
+
+impl SpentOnce {
+    /// Wraps `stream`.
+    pub fn new(stream: futures::stream::BoxStream<'static, std::io::Result<Bytes>>) -> Self {
+        SpentOnce(std::sync::Arc::new(std::sync::Mutex::new(Some(stream))))
+    }
+
+    /// The stream, the first time only.
+    pub(crate) fn take(
+        &self,
+    ) -> Option<futures::stream::BoxStream<'static, std::io::Result<Bytes>>> {
+        self.0.lock().ok()?.take()
+    }
+}
+
+impl std::fmt::Debug for SpentOnce {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SpentOnce")
+    }
 }
 
 /// An upload session opened by the registry (its `Location`).
@@ -122,6 +160,7 @@ impl RegistryClient {
         let repo = self.open(target, format!("upload blob {digest}")).await?;
         let len = match source {
             BlobSource::Bytes(bytes) => bytes.len() as u64,
+            BlobSource::Stream { len, .. } => *len,
             BlobSource::File(path) => tokio::fs::metadata(path)
                 .await
                 .map_err(|e| repo.error(ErrorKind::Io(format!("reading {}: {e}", path.display()))))?
@@ -136,6 +175,7 @@ impl RegistryClient {
                 .await
             {
                 Ok(()) => return Ok(()),
+                Err(error) if matches!(source, BlobSource::Stream { .. }) => return Err(error),
                 Err(error) if policy.pause(attempt, &error).await => attempt += 1,
                 Err(error) => return Err(error),
             }
@@ -180,7 +220,7 @@ impl RegistryClient {
         };
         let options = &self.inner.options;
         let mut finish = Payload::Empty;
-        if len <= options.monolithic_limit {
+        if len <= options.monolithic_limit || matches!(source, BlobSource::Stream { .. }) {
             finish = payload(source, 0, len);
         } else {
             let chunk_size = options.chunk_size.max(1);
@@ -256,6 +296,10 @@ fn payload(source: &BlobSource, offset: u64, len: u64) -> Payload {
                 .min(bytes.len());
             Payload::Bytes(bytes.slice(start..end))
         }
+        BlobSource::Stream { body, len } => Payload::Stream {
+            body: body.clone(),
+            len: *len,
+        },
         BlobSource::File(path) => Payload::File {
             path: path.clone(),
             offset,

@@ -7,6 +7,7 @@ mod github;
 mod human;
 mod images;
 mod json;
+mod phases;
 mod progress;
 mod teamcity;
 
@@ -18,6 +19,7 @@ pub use github::GithubReporter;
 pub use human::HumanReporter;
 pub use images::{ImagesFormat, ImagesReporter, UNLISTED};
 pub use json::JsonReporter;
+pub use phases::{Phases, Span};
 pub use teamcity::TeamcityReporter;
 
 use crate::event::{Event, JobId, Outcome};
@@ -46,6 +48,9 @@ pub struct JobRecord {
     /// The retries it needed, in order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub retries: Vec<RetryRecord>,
+    /// Where its time went (spans of its layer events); empty when it moved no layer.
+    #[serde(skip_serializing_if = "Phases::is_empty")]
+    pub phases: Phases,
 }
 
 /// One retry of a job (or of the planning before the jobs).
@@ -81,6 +86,7 @@ pub struct Tally {
     planning: Vec<RetryRecord>,
     planned: Option<usize>,
     elapsed: Duration,
+    clock: phases::Clock,
 }
 
 impl Tally {
@@ -100,8 +106,12 @@ impl Tally {
                         outcome: None,
                         seconds: 0.0,
                         retries: Vec::new(),
+                        phases: Phases::default(),
                     },
                 );
+                if let Some(record) = self.jobs.get_mut(job) {
+                    record.phases.start(self.clock.now());
+                }
             }
             Event::Finished {
                 job,
@@ -130,7 +140,15 @@ impl Tally {
                     None => self.planning.push(retry),
                 }
             }
-            Event::Layer { .. } | Event::Log { .. } => {}
+            Event::Layer {
+                job, layer, status, ..
+            } => {
+                let at = self.clock.now();
+                if let Some(record) = self.jobs.get_mut(job) {
+                    record.phases.layer(layer, *status, at);
+                }
+            }
+            Event::Log { .. } => {}
         }
     }
 
@@ -304,6 +322,7 @@ impl Reporters {
         mut events: crate::event::Receiver,
         started: std::time::Instant,
     ) -> &Tally {
+        self.tally.clock = phases::Clock::from(started);
         while let Some(event) = events.recv().await {
             self.event(&event);
         }

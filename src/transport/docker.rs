@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::layers::LayerOrder;
 use super::{other, outcome, CopyError, Transport};
 use crate::credentials::Credentials;
 use crate::decide::{state_key, Content, Source, Writes};
@@ -36,6 +37,8 @@ pub struct DockerTransport<D: DockerApi> {
     state: Arc<State>,
     /// One tag-and-push at a time per staging tag (repository and platform).
     staging: Gates<String>,
+    /// Who pushes which layer to which target registry first.
+    layers: LayerOrder,
 }
 
 impl<D: DockerApi> DockerTransport<D> {
@@ -53,6 +56,7 @@ impl<D: DockerApi> DockerTransport<D> {
             target,
             state,
             staging: Gates::default(),
+            layers: LayerOrder::default(),
         }
     }
 
@@ -70,7 +74,9 @@ impl<D: DockerApi> DockerTransport<D> {
                 let pinned = job.source.with_digest(&top.digest).map_err(other)?;
                 let pulled = self.pull(&pinned, None, pull_auth.as_ref(), events).await?;
                 self.docker.tag(&pinned.to_string(), &job.target).await?;
-                let (digest, pushed) = self.push(&job.target, push_auth.as_ref(), events).await?;
+                let (digest, pushed) = self
+                    .push(&pinned, &job.target, push_auth.as_ref(), events)
+                    .await?;
                 (digest, pulled + pushed)
             }
             Content::Index { chosen, .. } => {
@@ -130,7 +136,7 @@ impl<D: DockerApi> DockerTransport<D> {
         // tag and push it one job at a time, so each push sends the image it was given.
         let turn = self.staging.enter(&staging.to_string()).await;
         self.docker.tag(&pinned.to_string(), &staging).await?;
-        let (digest, pushed) = self.push(&staging, push_auth, events).await?;
+        let (digest, pushed) = self.push(&pinned, &staging, push_auth, events).await?;
         drop(turn);
         let at = job.target.with_digest(&digest).map_err(other)?;
         let (media_type, size) = self.pushed_descriptor(&at).await?;
@@ -177,15 +183,24 @@ impl<D: DockerApi> DockerTransport<D> {
         .await
     }
 
-    /// Pushes with retries; returns the pushed digest and the bytes of layers sent.
+    /// Pushes `image` (tagged `target`) with retries, once no other job is pushing one of
+    /// its layers to the same registry (then the daemon mounts them instead of uploading
+    /// them again); returns the pushed digest and the bytes of layers sent.
     async fn push(
         &self,
+        image: &Reference,
         target: &Reference,
         auth: Option<&RegistryAuth>,
         events: &JobEvents,
     ) -> Result<(String, u64), CopyError> {
+        let layers = match self.docker.inspect(&image.to_string()).await? {
+            Some(info) => info.layers,
+            None => Vec::new(),
+        };
+        let (claim, _) = self.layers.claim(target.registry(), &layers).await;
         let sink = LayerSink::new(events);
         let digest = retry(|| self.docker.push(target, auth, &sink)).await?;
+        claim.pushed();
         Ok((digest, sink.bytes()))
     }
 

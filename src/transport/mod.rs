@@ -5,11 +5,14 @@
 //! job) nor whether (that is `decide`'s), nor print anything (events go to `report`).
 
 pub mod docker;
+mod layers;
 pub mod registry;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Mutex;
 
 use crate::decide::{Action, Decider, Source};
 use crate::event::{JobEvents, Outcome};
@@ -28,28 +31,60 @@ pub trait Transport: Sync {
     ) -> impl Future<Output = Outcome> + Send;
 }
 
-/// The work of a sync: decide each job, then copy it with the transport when it must.
+/// The work of a sync: decide each job (many at once: a skip costs a few HEADs), then copy
+/// it with the transport when it must (`--jobs` at once).
 pub struct Mirror<'a, T: Transport> {
     decider: &'a Decider,
     transport: &'a T,
+    /// What the precheck decided to copy, by target, until its copy takes it.
+    decided: Mutex<HashMap<String, Source>>,
 }
 
 impl<'a, T: Transport> Mirror<'a, T> {
     /// A worker deciding with `decider` and copying with `transport`.
     pub fn new(decider: &'a Decider, transport: &'a T) -> Self {
-        Mirror { decider, transport }
+        Mirror {
+            decider,
+            transport,
+            decided: Mutex::default(),
+        }
     }
 }
 
 impl<T: Transport> Worker for Mirror<'_, T> {
-    async fn work(&self, job: &Job, events: &JobEvents) -> Outcome {
+    async fn precheck(&self, job: &Job, _events: &JobEvents) -> Option<Outcome> {
         match self.decider.decide(job).await {
-            Action::Copy { source, .. } => self.transport.copy(job, source, events).await,
-            Action::Skip(reason) => Outcome::Skipped { reason },
-            Action::Fail(error) => Outcome::Failed {
+            Action::Copy { source, .. } => {
+                let mut decided = self.decided.lock().unwrap_or_else(|p| p.into_inner());
+                decided.insert(job.target.to_string(), source);
+                None
+            }
+            Action::Skip(reason) => Some(Outcome::Skipped { reason }),
+            Action::Fail(error) => Some(Outcome::Failed {
                 error: format!("{} -> {}: {error}", job.source, job.target),
-            },
+            }),
         }
+    }
+
+    async fn work(&self, job: &Job, events: &JobEvents) -> Outcome {
+        let decided = {
+            let mut decided = self.decided.lock().unwrap_or_else(|p| p.into_inner());
+            decided.remove(&job.target.to_string())
+        };
+        let source = match decided {
+            Some(source) => source,
+            // Run without its precheck (another runner): decide now.
+            None => match self.decider.decide(job).await {
+                Action::Copy { source, .. } => source,
+                Action::Skip(reason) => return Outcome::Skipped { reason },
+                Action::Fail(error) => {
+                    return Outcome::Failed {
+                        error: format!("{} -> {}: {error}", job.source, job.target),
+                    }
+                }
+            },
+        };
+        self.transport.copy(job, source, events).await
     }
 }
 

@@ -1,6 +1,7 @@
 //! Registry to registry over the distribution API: manifests byte-identical, blobs the
 //! target has skipped, blobs of the same target registry mounted, the rest streamed once
-//! through the verified disk cache.
+//! through the verified disk cache; big blobs go GET -> PUT on the fly while the cache
+//! keeps a copy (download and upload overlap, memory stays bounded).
 //!
 //! Owns the order of a copy (blobs, then platform manifests, then the tag). It must not
 //! tag anything before every part it points at is in place.
@@ -8,7 +9,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use futures::{StreamExt, TryStreamExt};
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt, TryStreamExt};
 
 use super::{other, outcome, CopyError, Transport};
 use crate::cache::BlobCache;
@@ -18,11 +20,18 @@ use crate::gates::Gates;
 use crate::manifest::{self, Blob, Child, Parsed};
 use crate::plan::Job;
 use crate::reference::Reference;
-use crate::registry::{BlobSource, MountOutcome, RegistryClient};
+use crate::registry::{
+    BlobSource, BlobStream, MountOutcome, RegistryClient, RegistryError, SpentOnce, UploadSession,
+};
 use crate::state::State;
 
 /// Blobs copied at once within one image.
 const BLOBS_AT_ONCE: usize = 4;
+/// Blobs at least this large are streamed from the source to the target while the cache
+/// keeps a copy, instead of being downloaded first and uploaded from the cache.
+pub const STREAM_ABOVE: u64 = 32 * 1024 * 1024;
+/// Chunks of a streamed blob between its download and its upload (a few MiB at most).
+const STREAM_CHUNKS: usize = 16;
 /// Indexes inside indexes copied this deep (every entry is kept as it is).
 const MAX_NESTING: u8 = 3;
 
@@ -38,6 +47,8 @@ pub struct RegistryTransport {
     seen: Arc<Mutex<HashMap<(String, String), String>>>,
     /// One copy at a time per (target registry, digest).
     gates: Gates<(String, String)>,
+    /// Blobs of at least this many bytes are streamed GET -> PUT.
+    stream_above: u64,
 }
 
 impl RegistryTransport {
@@ -59,7 +70,14 @@ impl RegistryTransport {
             force,
             seen: Arc::default(),
             gates: Gates::default(),
+            stream_above: STREAM_ABOVE,
         }
+    }
+
+    /// Streams blobs of at least `bytes` bytes GET -> PUT (default [`STREAM_ABOVE`]).
+    pub fn stream_above(mut self, bytes: u64) -> Self {
+        self.stream_above = bytes.max(1);
+        self
     }
 
     async fn copy_job(
@@ -190,7 +208,10 @@ impl RegistryTransport {
         if self.on_target(job, blob, events).await? {
             return Ok(true);
         }
-        if self.mount_candidate(source, target, &blob.digest).is_none() {
+        // A big blob is streamed by the copy itself (a source that breaks fails the image
+        // before any manifest is written: blobs alone point at nothing).
+        if self.mount_candidate(source, target, &blob.digest).is_none() && !self.streams(job, blob)
+        {
             events.layer(&blob.digest, LayerStatus::Downloading, 0, Some(blob.size));
             let (path, _) = self
                 .cache
@@ -254,6 +275,12 @@ impl RegistryTransport {
                 MountOutcome::NotMounted(open) => session = Some(open),
             }
         }
+        if self.streams(job, blob) && !self.cached(&blob.digest).await? {
+            self.stream_blob(job, blob, session, events).await?;
+            events.layer(&blob.digest, LayerStatus::Done, blob.size, total);
+            self.remember(target, &blob.digest);
+            return Ok(blob.size);
+        }
         events.layer(&blob.digest, LayerStatus::Downloading, 0, total);
         let (path, _) = self
             .cache
@@ -269,6 +296,57 @@ impl RegistryTransport {
         events.layer(&blob.digest, LayerStatus::Done, blob.size, total);
         self.remember(target, &blob.digest);
         Ok(blob.size)
+    }
+
+    /// Whether `blob` goes GET -> PUT on the fly: a big one between two registries (on one
+    /// registry, a download holding the last request slot could starve its own upload).
+    fn streams(&self, job: &Job, blob: &Blob) -> bool {
+        blob.size >= self.stream_above && job.source.registry() != job.target.registry()
+    }
+
+    /// Whether the verified cache holds the blob already.
+    async fn cached(&self, digest: &str) -> Result<bool, CopyError> {
+        let path = self.cache.path(digest)?;
+        Ok(tokio::fs::try_exists(&path).await.unwrap_or(false))
+    }
+
+    /// One big blob GET -> PUT on the fly: the download feeds the verified cache and, a few
+    /// chunks behind at most, the upload (whose last chunk only arrives once the digest
+    /// checked out). When the streamed upload fails but the download completed, the blob
+    /// is uploaded again from the cache (a stream is never replayed).
+    async fn stream_blob(
+        &self,
+        job: &Job,
+        blob: &Blob,
+        session: Option<UploadSession>,
+        events: &JobEvents,
+    ) -> Result<(), CopyError> {
+        let (source, target) = (&job.source, &job.target);
+        events.layer(&blob.digest, LayerStatus::Pushing, 0, Some(blob.size));
+        let (sender, receiver) = futures::channel::mpsc::channel(STREAM_CHUNKS);
+        let fetch = self.cache.get_or_fetch(&blob.digest, || async move {
+            let stream = self
+                .source
+                .get_blob(source, &blob.digest, Some(blob.size))
+                .await?;
+            Ok::<_, RegistryError>(tee(stream, sender))
+        });
+        let body = BlobSource::Stream {
+            body: SpentOnce::new(receiver.boxed()),
+            len: blob.size,
+        };
+        let upload = self
+            .target
+            .upload_blob(target, &blob.digest, &body, session);
+        let (fetched, uploaded) = futures::join!(fetch, upload);
+        let (path, _) = fetched?;
+        check_cached_size(&path, blob).await?;
+        if uploaded.is_err() {
+            self.target
+                .upload_blob(target, &blob.digest, &BlobSource::File(path), None)
+                .await?;
+        }
+        Ok(())
     }
 
     /// A repository of the target registry known to hold the blob: the source itself when
@@ -301,6 +379,28 @@ impl Transport for RegistryTransport {
     async fn copy(&self, job: &Job, source: Source, events: &JobEvents) -> Outcome {
         outcome(job, self.copy_job(job, source, events).await)
     }
+}
+
+/// `stream` as it is, each chunk also sent to `copy` (waiting while `copy` is full, so the
+/// download runs at most a few chunks ahead of the upload). Once `copy` is gone (the
+/// upload gave up), the download goes on for the cache alone.
+fn tee(
+    stream: BlobStream,
+    copy: futures::channel::mpsc::Sender<std::io::Result<Bytes>>,
+) -> impl futures::Stream<Item = Result<Bytes, RegistryError>> {
+    futures::stream::unfold((stream, Some(copy)), |(mut stream, mut copy)| async move {
+        let item = stream.next().await?;
+        if let Some(sender) = copy.as_mut() {
+            let twin = match &item {
+                Ok(bytes) => Ok(bytes.clone()),
+                Err(error) => Err(std::io::Error::other(error.to_string())),
+            };
+            if sender.send(twin).await.is_err() {
+                copy = None;
+            }
+        }
+        Some((item, (stream, copy)))
+    })
 }
 
 /// A cached blob (fetched now, or earlier for another image) must have the size `blob`

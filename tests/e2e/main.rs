@@ -19,5 +19,6 @@ mod refused;
 mod registry;
 mod resume;
 mod schema;
+mod speed_paths;
 mod support;
 mod transport;

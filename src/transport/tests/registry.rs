@@ -295,3 +295,86 @@ async fn a_failed_blob_upload_leaves_the_tag_unwritten() {
 fn sha256_of(bytes: &[u8]) -> String {
     crate::manifest::sha256_digest(bytes)
 }
+
+/// The bodies of the PUTs that finished an upload of blob `digest` on `registry`.
+async fn blob_bodies(registry: &FakeRegistry, digest: &str) -> Vec<Vec<u8>> {
+    let received = registry
+        .server()
+        .received_requests()
+        .await
+        .unwrap_or_default();
+    received
+        .into_iter()
+        .filter(|r| r.method.as_str() == "PUT")
+        .filter(|r| {
+            r.url
+                .query_pairs()
+                .any(|(k, v)| k == "digest" && v == digest)
+        })
+        .map(|r| r.body)
+        .collect()
+}
+
+#[tokio::test]
+async fn big_blobs_go_get_to_put_on_the_fly_with_their_bytes_and_into_the_cache() {
+    let mut setup = Setup::new().await;
+    setup.transport = setup.transport.clone().stream_above(1);
+    let image = image();
+    setup.src.serve_image("team/app", "1", &image).await;
+    let outcome = setup.copy(&setup.job("app")).await;
+    assert!(
+        matches!(&outcome, Outcome::Copied { digest, .. } if *digest == image.digest),
+        "{outcome:?}"
+    );
+    let writes = setup.dst.writes().await;
+    let tag = position(&writes, "tag PUT", manifest_put("mirror/app", "1"));
+    for i in 0..2 {
+        let digest = image.layer(i);
+        let bodies = blob_bodies(&setup.dst, &digest).await;
+        assert_eq!(bodies, [image.layers[i].to_vec()], "one PUT of layer {i}");
+        assert!(position(&writes, "blob upload", blob_put(&digest)) < tag);
+        let cached = setup._dir.path().join("blobs/sha256").join(&digest[7..]);
+        assert_eq!(std::fs::read(&cached).expect("cached"), image.layers[i]);
+    }
+}
+
+#[tokio::test]
+async fn a_streamed_blob_that_fails_its_digest_leaves_no_manifest() {
+    let mut setup = Setup::new().await;
+    setup.transport = setup.transport.clone().stream_above(1);
+    // The source serves the image, but layer 1 with other bytes of the same size.
+    let image = image();
+    let layer = image.layer(1);
+    for reference in ["1", image.digest.as_str()] {
+        let (manifest, media_type) = (&image.manifest, crate::manifest::DOCKER_MANIFEST);
+        setup
+            .src
+            .serve_manifest("team/app", reference, manifest, media_type)
+            .await;
+    }
+    for (digest, bytes) in image.blobs() {
+        let served = if digest == layer {
+            vec![b'x'; bytes.len()]
+        } else {
+            bytes.to_vec()
+        };
+        setup.src.has_blob("team/app", &digest, bytes.len()).await;
+        wiremock::Mock::given(wiremock::matchers::method("GET"))
+            .and(wiremock::matchers::path(format!(
+                "/v2/team/app/blobs/{digest}"
+            )))
+            .respond_with(wiremock::ResponseTemplate::new(200).set_body_bytes(served))
+            .mount(setup.src.server())
+            .await;
+    }
+    let outcome = setup.copy(&setup.job("app")).await;
+    assert!(
+        matches!(&outcome, Outcome::Failed { error } if error.contains("digest")),
+        "{outcome:?}"
+    );
+    let writes = setup.dst.writes().await;
+    assert_eq!(count(&writes, is_manifest_put), 0, "{writes:#?}");
+    assert_eq!(count(&writes, blob_put(&layer)), 0, "{writes:#?}");
+    let cached = setup._dir.path().join("blobs/sha256").join(&layer[7..]);
+    assert!(!cached.exists(), "a wrong blob is never cached");
+}
