@@ -183,7 +183,7 @@ impl Decider {
     /// serves the source's digest or the digest the state file recorded for it, or the
     /// state file remembers that this source digest has nothing to copy for the selection.
     /// An immutable tag the target has costs one HEAD on the target and nothing on the
-    /// source. Before the source's manifest GET (a pull on Docker Hub), a source registry
+    /// source; one whose target cannot be checked fails, again at no cost to the source. Before the source's manifest GET (a pull on Docker Hub), a source registry
     /// whose announced budget is below its `rate_floor` defers the job (a failed line).
     pub async fn decide(&self, job: &Job) -> Action {
         let key = state_key(job, self.writes);
@@ -213,6 +213,12 @@ impl Decider {
                 // permission): the copy would fail too, so not a pull is spent on it.
                 Err(error) if matches!(error.kind(), ErrorKind::NoAccess { .. }) => {
                     return Action::Fail(error.to_string())
+                }
+                // An immutable tag the target may have: copying blind could overwrite it
+                // with what the source moved the tag to, and spend a pull; the next run
+                // checks again.
+                Err(error) if job.immutable => {
+                    return Action::Fail(format!("immutable tag not checked on target: {error}"))
                 }
                 Err(error) => why = CopyReason::Unchecked(error.to_string()),
             }

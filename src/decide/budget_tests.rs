@@ -235,3 +235,42 @@ async fn jobs_deciding_at_once_do_not_all_pass_the_floor() {
         .count();
     assert_eq!(gets, 3);
 }
+
+#[tokio::test]
+async fn an_immutable_tag_whose_target_cannot_be_checked_is_never_copied_blind() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, ResponseTemplate};
+    let registry = FakeRegistry::start().await;
+    let image = TestImage::new("linux/amd64", &["moved since"]);
+    registry.serve_image("team/app", "1.0.0", &image).await;
+    // The target (which may well hold 1.0.0) answers its HEAD 500, every time.
+    Mock::given(method("HEAD"))
+        .and(path("/v2/mirror/app/manifests/1.0.0"))
+        .respond_with(ResponseTemplate::new(500))
+        .with_priority(1)
+        .mount(registry.server())
+        .await;
+    let (_dir, state) = state();
+    for writes in [Writes::SourceBytes, Writes::DaemonPush] {
+        let decider = Decider::new(client(), client(), state.clone(), writes, false);
+        let before = registry.requests().await.len();
+        let action = decider
+            .decide(&job(&registry, "1.0.0").with_immutable(true))
+            .await;
+        let line = summary(&action);
+        assert!(
+            line.starts_with("fail: immutable tag not checked on target: ")
+                && line.contains("HTTP 500"),
+            "{writes:?}: {line}"
+        );
+        let requests = source_requests(&registry, before).await;
+        assert!(requests.is_empty(), "{writes:?}: {requests:#?}");
+        // A mutable tag is still copied, the copy telling whether the target works.
+        let mutable = decider.decide(&job(&registry, "1.0.0")).await;
+        assert!(
+            summary(&mutable).starts_with("copy (target not checked: "),
+            "{writes:?}: {}",
+            summary(&mutable)
+        );
+    }
+}
