@@ -83,7 +83,9 @@ async fn mount_asks_one_token_for_both_repositories() {
             "authorization",
             format!("Bearer {TOKEN_1}").as_str(),
         ))
-        .respond_with(ResponseTemplate::new(201))
+        .respond_with(
+            ResponseTemplate::new(201).insert_header("Docker-Content-Digest", digest.as_str()),
+        )
         .expect(1)
         .mount(&server)
         .await;
