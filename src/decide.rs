@@ -233,8 +233,13 @@ impl Decider {
                 return action;
             }
         }
-        // The GET is a pull on Docker Hub: below the floor, it waits for another run.
-        if let Err((remaining, floor)) = self.source.take_pull(&job.source) {
+        // The GET is a pull on Docker Hub (unless this run pulled it already, for another
+        // target): below the floor, it waits for another run.
+        let taken = match self.source.has_pulled(&job.source) {
+            true => Ok(()),
+            false => self.source.take_pull(&job.source),
+        };
+        if let Err((remaining, floor)) = taken {
             self.source.count_deferred(&job.source);
             let registry = job.source.registry();
             return Action::Fail(PullBudget::deferral(registry, remaining, floor));

@@ -274,3 +274,37 @@ async fn an_immutable_tag_whose_target_cannot_be_checked_is_never_copied_blind()
         );
     }
 }
+
+/// One source tag going to two targets (a list of destinations) is one pull: the second
+/// job reads what the first pulled, and is not held back by the floor for it.
+#[tokio::test]
+async fn one_source_for_two_targets_is_pulled_once() {
+    let registry = FakeRegistry::start().await;
+    let image = TestImage::new("linux/amd64", &["app"]);
+    registry.serve_image("team/app", "1", &image).await;
+    // Exactly the floor left: the first GET takes the budget below it.
+    registry.rate_limit(DEFAULT_RATE_FLOOR, 100);
+    let (_dir, state) = state();
+    for writes in [Writes::SourceBytes, Writes::DaemonPush] {
+        let decider = Decider::new(client(), client(), state.clone(), writes, false);
+        let before = registry.requests().await.len();
+        let mut got = Vec::new();
+        for target in ["mirror/a:1", "mirror/b:1"] {
+            let job = Job::new(
+                registry.reference("team/app:1"),
+                registry.reference(target),
+                Vec::new(),
+            );
+            got.push(summary(&decider.decide(&job).await));
+        }
+        assert_eq!(got, ["copy (new)", "copy (new)"], "{writes:?}");
+        let gets = source_requests(&registry, before)
+            .await
+            .into_iter()
+            .filter(|r| r.starts_with("GET /v2/team/app/manifests/"))
+            .count();
+        assert_eq!(gets, 1, "{writes:?}: one pull for two targets");
+        assert_eq!(decider.pull_budgets()[0].pulls, 1, "{writes:?}");
+        registry.rate_limit(DEFAULT_RATE_FLOOR, 100);
+    }
+}

@@ -2,17 +2,58 @@
 //! Docker Hub, one per architecture) and the budget the registry announced
 //! (`ratelimit-remaining: N;w=…`, `ratelimit-limit`) on its manifest GET and HEAD answers.
 //!
+//! Also keeps the manifests pulled in the run, so no reference is pulled twice.
+//!
 //! Owns reading those headers and keeping the counts; it must not decide what to do when
 //! a budget runs low (`decide` defers the jobs that would spend a pull).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use reqwest::header::HeaderMap;
 
-use super::RegistryClient;
+use super::{Manifest, RegistryClient};
 use crate::credentials::Side;
+use crate::gates::Gates;
 use crate::reference::Reference;
+use tokio::sync::OwnedMutexGuard;
+
+/// Most bytes of manifests kept for reuse in one run; past it, a manifest is pulled again.
+const PULLED_BYTES: usize = 64 * 1024 * 1024;
+
+/// The manifests the source side pulled this run, by reference (`repo:tag`, `repo@digest`):
+/// Docker Hub counts every manifest GET as a pull, and one source often goes to two
+/// targets. Reads of one reference take turns, so side-by-side jobs pull it once.
+#[derive(Debug, Default)]
+pub(crate) struct Pulled {
+    turns: Gates<String>,
+    kept: Mutex<(usize, HashMap<String, Manifest>)>,
+}
+
+impl Pulled {
+    /// Waits for any other read of `key` to finish.
+    pub(crate) async fn enter(&self, key: &String) -> OwnedMutexGuard<()> {
+        self.turns.enter(key).await
+    }
+
+    /// The manifest `key` named when it was pulled in this run.
+    pub(crate) fn get(&self, key: &str) -> Option<Manifest> {
+        let kept = self.kept.lock().ok()?;
+        kept.1.get(key).cloned()
+    }
+
+    /// Keeps `manifest`, unless the bytes kept would pass [`PULLED_BYTES`].
+    pub(crate) fn keep(&self, key: String, manifest: &Manifest) {
+        let Ok(mut kept) = self.kept.lock() else {
+            return;
+        };
+        let size = manifest.bytes.len();
+        if kept.0 + size <= PULLED_BYTES && !kept.1.contains_key(&key) {
+            kept.0 += size;
+            kept.1.insert(key, manifest.clone());
+        }
+    }
+}
 
 /// What one source registry cost a run and what it has left.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -144,6 +185,11 @@ impl RegistryClient {
         }
         *remaining -= 1;
         Ok(())
+    }
+
+    /// True when `reference` was pulled in this run already: reading it again spends nothing.
+    pub fn has_pulled(&self, reference: &Reference) -> bool {
+        self.side == Side::Source && self.inner.pulled.get(&reference.to_string()).is_some()
     }
 
     /// Counts one job of `reference`'s registry deferred for its budget.

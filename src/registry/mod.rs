@@ -123,6 +123,8 @@ struct Inner {
     resolved: tokio::sync::Mutex<HashMap<CredentialKey, Resolved>>,
     /// Pulls spent on and budgets announced by each source registry.
     budgets: budget::Budgets,
+    /// Manifests the source side pulled in this run.
+    pulled: budget::Pulled,
 }
 
 /// One registry host (`host[:port]`): its HTTP client (TLS settings), request cap and ping.
@@ -170,6 +172,7 @@ impl RegistryClient {
                 tokens: token::TokenCache::default(),
                 resolved: tokio::sync::Mutex::new(HashMap::new()),
                 budgets: budget::Budgets::default(),
+                pulled: budget::Pulled::default(),
             }),
             side: Side::Source,
         }
