@@ -262,6 +262,23 @@ impl Decider {
             }
             Err(Halt::Fail(cause)) => return Action::Fail(cause),
         };
+        // The platform manifests an index copy reads (ferry's GETs, or the daemon's) are
+        // pulls too: taken before, so an index never takes the budget far below its floor.
+        if let Content::Index { chosen, .. } = &content {
+            let unread = chosen
+                .iter()
+                .filter_map(|child| job.source.with_digest(&child.digest).ok())
+                .filter(|child| !self.source.has_pulled(child))
+                .count();
+            if let Err((remaining, floor)) = self.source.take_pulls(&job.source, unread as u64) {
+                self.source.count_deferred(&job.source);
+                let who = PullBudget::display_name(job.source.registry());
+                return Action::Fail(format!(
+                    "{who} pull budget too low for the {unread} platform manifests of this \
+                     index (remaining {remaining}, rate_floor {floor}): deferred"
+                ));
+            }
+        }
         let source = Source { manifest, content };
         if self.writes == Writes::SourceBytes
             && at_target.is_some()

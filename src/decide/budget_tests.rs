@@ -308,3 +308,46 @@ async fn one_source_for_two_targets_is_pulled_once() {
         registry.rate_limit(DEFAULT_RATE_FLOOR, 100);
     }
 }
+
+/// An index copy reads its platform manifests too (ferry's GETs, or the daemon's): they are
+/// taken from the budget before, all or none, so the index never goes far below the floor.
+#[tokio::test]
+async fn an_index_takes_the_pulls_of_its_platforms_before_its_copy() {
+    use crate::registry::fake::TestIndex;
+    let registry = FakeRegistry::start().await;
+    let index = TestIndex::new(vec![
+        TestImage::new("linux/amd64", &["amd64"]),
+        TestImage::new("linux/arm64", &["arm64"]),
+    ]);
+    registry.serve_index("team/app", "1", &index).await;
+    // (pulls left, action): the index GET, then its 2 platforms, each at or above the floor.
+    let floor = DEFAULT_RATE_FLOOR;
+    let cases = [
+        (floor + 2, "copy (new)".to_owned()),
+        (
+            floor + 1,
+            format!(
+                "fail: registry {} pull budget too low for the 2 platform manifests of this \
+                 index (remaining {floor}, rate_floor {floor}): deferred",
+                registry.reference("x").registry()
+            ),
+        ),
+    ];
+    let (_dir, state) = state();
+    for (left, wanted) in cases {
+        for writes in [Writes::SourceBytes, Writes::DaemonPush] {
+            registry.rate_limit(left, 100);
+            let source = client();
+            let decider = Decider::new(source.clone(), client(), state.clone(), writes, false);
+            let action = decider.decide(&job(&registry, "1")).await;
+            assert_eq!(summary(&action), wanted, "{left} left, {writes:?}");
+            let budget = &source.pull_budgets()[0];
+            let deferred = u64::from(wanted.starts_with("fail"));
+            assert_eq!(budget.deferred, deferred, "{left} left, {writes:?}");
+            if deferred == 0 {
+                // Taken: the index's pull and its 2 platforms'.
+                assert_eq!(budget.remaining, Some(left - 3), "{writes:?}");
+            }
+        }
+    }
+}

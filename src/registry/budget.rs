@@ -170,6 +170,15 @@ impl RegistryClient {
     /// passing the floor on one reading; the GET's own answer then says the truth. `Ok`
     /// while no answer announced a budget.
     pub fn take_pull(&self, reference: &Reference) -> Result<(), (u64, u64)> {
+        self.take_pulls(reference, 1)
+    }
+
+    /// Takes `count` pulls at once (the platform manifests of an index), all or none: each
+    /// of them must find the budget at or above the floor, as [`Self::take_pull`] would.
+    pub fn take_pulls(&self, reference: &Reference, count: u64) -> Result<(), (u64, u64)> {
+        if count == 0 {
+            return Ok(());
+        }
         let floor = self.limits_of(reference.registry()).rate_floor;
         let Ok(mut budgets) = self.inner.budgets.0.lock() else {
             return Ok(());
@@ -180,10 +189,12 @@ impl RegistryClient {
         else {
             return Ok(());
         };
-        if *remaining < floor.max(1) {
+        // The last of them is taken at `remaining - (count - 1)`.
+        let last = remaining.checked_sub(count - 1);
+        if last.is_none_or(|last| last < floor.max(1)) {
             return Err((*remaining, floor));
         }
-        *remaining -= 1;
+        *remaining -= count;
         Ok(())
     }
 
