@@ -282,9 +282,10 @@ async fn below_the_rate_floor_the_rest_is_deferred_with_a_line_each() {
             deferred[0]
         );
         let summary = format!(
-            "registry {} pull budget below the floor: {} images deferred",
+            "registry {} pull budget below the floor: {} image{} deferred",
             front.host(),
-            deferred.len()
+            deferred.len(),
+            if deferred.len() == 1 { "" } else { "s" }
         );
         assert!(out.contains(&summary), "{transport}: {summary}\n{out}");
         assert!(
