@@ -114,9 +114,20 @@ impl Budgets {
     }
 }
 
-/// The leading number of a rate-limit header: `76;w=21600` gives 76.
+/// The leading number of a rate-limit header: `76;w=21600` gives 76. A list (two header
+/// lines joined by a proxy: `76;w=21600, 40;w=3600`) gives its lowest; a negative number
+/// (a budget overdrawn) gives 0.
 fn leading_number(value: &str) -> Option<u64> {
-    value.split(';').next()?.trim().parse().ok()
+    value
+        .split(',')
+        .filter_map(|item| {
+            let number = item.split(';').next()?.trim();
+            match number.strip_prefix('-') {
+                Some(negative) => negative.parse::<u64>().ok().map(|_| 0),
+                None => number.parse().ok(),
+            }
+        })
+        .min()
 }
 
 impl RegistryClient {
@@ -235,6 +246,11 @@ mod tests {
         assert_eq!(leading_number(" 0 ; w=21600"), Some(0));
         assert_eq!(leading_number("100"), Some(100));
         assert_eq!(leading_number("many"), None);
+        assert_eq!(leading_number("-5;w=21600"), Some(0), "overdrawn");
+        assert_eq!(leading_number("76;w=21600, 40;w=3600"), Some(40));
+        assert_eq!(leading_number("5, many"), Some(5));
+        assert_eq!(leading_number("99999999999999999999999"), None);
+        assert_eq!(leading_number(""), None);
     }
 
     #[test]
