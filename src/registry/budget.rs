@@ -137,11 +137,14 @@ impl RegistryClient {
         if self.side != Side::Source {
             return;
         }
+        // Every line of the header (a proxy may add its own): the lowest counts.
         let read = |name: &str| {
             headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .and_then(leading_number)
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .filter_map(leading_number)
+                .min()
         };
         let (remaining, limit) = (read("ratelimit-remaining"), read("ratelimit-limit"));
         self.inner.budgets.with(reference.registry(), |budget| {
@@ -251,6 +254,22 @@ mod tests {
         assert_eq!(leading_number("5, many"), Some(5));
         assert_eq!(leading_number("99999999999999999999999"), None);
         assert_eq!(leading_number(""), None);
+    }
+
+    #[test]
+    fn every_line_of_a_rate_limit_header_counts() {
+        use reqwest::header::HeaderValue;
+        let client = RegistryClient::new(
+            crate::credentials::CredentialStore::default(),
+            super::super::ClientOptions::default(),
+        );
+        let image: Reference = "docker.io/library/nginx:1".parse().expect("reference");
+        let mut headers = HeaderMap::new();
+        for value in ["76;w=21600", "12;w=3600"] {
+            headers.append("ratelimit-remaining", HeaderValue::from_static(value));
+        }
+        client.note_rate_limit(&image, &headers);
+        assert_eq!(client.pull_budgets()[0].remaining, Some(12));
     }
 
     #[test]
