@@ -40,7 +40,8 @@ pub async fn run(
     }
     let touched = resolve::touched(config, stage, &request)?;
     let client = client(Some(config), &touched, client_options(config))?;
-    let (jobs, unresolved) = resolve::jobs(config, stage, &request, &client).await?;
+    let state = Arc::new(load_state(&args.copying.state));
+    let (jobs, unresolved) = resolve::jobs(config, stage, &request, &client, Some(&state)).await?;
     if args.copying.transport == crate::cli::TransportArg::Docker {
         if let Some(job) = jobs.iter().find(|j| j.all_platforms) {
             return Err(CommandError::Usage(format!(
@@ -61,7 +62,6 @@ pub async fn run(
             EXIT_FAILED
         });
     }
-    let state = Arc::new(load_state(&args.copying.state));
     let target = client.for_side(Side::Target);
     let options = super::run_options(RunOptions::default().jobs, &jobs, &client);
     let decider = Decider::new(client, target, state, writes(args.copying.transport), false);
