@@ -19,7 +19,7 @@ use url::Url;
 
 use super::auth::{Endpoint, Presented};
 use super::challenge::{parse_challenge, Challenge};
-use super::error::{network, parse_envelope, ErrorKind, RegistryError};
+use super::error::{network, parse_envelope, ErrorKind, OciError, RegistryError};
 use super::retry::parse_retry_after;
 use super::{Host, RegistryClient};
 use crate::credentials::{Credentials, Side};
@@ -347,9 +347,22 @@ impl Repo {
         let body = read_capped(response, MAX_ERROR_BODY).await;
         self.error(ErrorKind::Status {
             status,
-            errors: parse_envelope(&body),
+            errors: self.envelope(&body).await,
             retry_after,
         })
+    }
+
+    /// The OCI error envelope of `body`, with this repository's password or token redacted
+    /// wherever the registry echoed it.
+    async fn envelope(&self, body: &[u8]) -> Vec<OciError> {
+        let mut errors = parse_envelope(body);
+        if let Ok(Some(credentials)) = self.credentials().await {
+            for error in &mut errors {
+                error.code = credentials.redact(&error.code);
+                error.message = credentials.redact(&error.message);
+            }
+        }
+        errors
     }
 
     /// A 401 that a freshly issued token did not cure: the account has no access here. An
@@ -359,7 +372,9 @@ impl Repo {
             return self.unauthorized(response).await;
         }
         let body = read_capped(response, MAX_ERROR_BODY).await;
-        let detail = parse_envelope(&body)
+        let detail = self
+            .envelope(&body)
+            .await
             .first()
             .map(|e| e.message.clone())
             .filter(|m| !m.is_empty())
@@ -377,7 +392,9 @@ impl Repo {
 
     async fn unauthorized(&self, response: Response) -> RegistryError {
         let body = read_capped(response, MAX_ERROR_BODY).await;
-        let detail = parse_envelope(&body)
+        let detail = self
+            .envelope(&body)
+            .await
             .first()
             .map(|e| e.message.clone())
             .filter(|m| !m.is_empty())

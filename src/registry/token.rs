@@ -178,6 +178,11 @@ impl Repo {
                 .first()
                 .map(|e| format!(": {} {}", e.code, e.message))
                 .unwrap_or_default();
+            // The token service may echo what it was sent.
+            let detail = match credentials {
+                Some(credentials) => credentials.redact(&detail),
+                None => detail,
+            };
             return Err(fail(
                 format!("HTTP {status}{}", one_line(&detail)),
                 status == 429 || status >= 500,
