@@ -94,6 +94,8 @@ struct Document {
 pub struct State {
     path: PathBuf,
     document: Mutex<Document>,
+    /// Changes kept in memory only until [`State::flush`] (planning's many small ones).
+    unsaved: std::sync::atomic::AtomicBool,
 }
 
 impl State {
@@ -131,6 +133,7 @@ impl State {
         let state = State {
             path: path.to_owned(),
             document: Mutex::new(document),
+            unsaved: Default::default(),
         };
         (state, warning)
     }
@@ -217,19 +220,29 @@ impl State {
         self.lock().images.get(digest).cloned()
     }
 
-    /// Adds to what planning read of the image with manifest `digest`, and saves the file.
-    pub fn record_image_facts(
-        &self,
-        digest: &str,
-        change: impl FnOnce(&mut ImageFacts),
-    ) -> Result<(), StateError> {
+    /// Adds to what planning read of the image with manifest `digest`, in memory: one
+    /// [`State::flush`] after planning saves them all (a tag list of thousands would
+    /// otherwise rewrite the file thousands of times).
+    pub fn record_image_facts(&self, digest: &str, change: impl FnOnce(&mut ImageFacts)) {
         let mut document = self.lock();
         let facts = document.images.entry(digest.to_owned()).or_default();
         let before = facts.clone();
         change(facts);
-        if *facts == before {
+        if *facts != before {
+            self.unsaved
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// Saves what was recorded in memory only, if anything.
+    pub fn flush(&self) -> Result<(), StateError> {
+        if !self
+            .unsaved
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
             return Ok(());
         }
+        let document = self.lock();
         self.save(&document)
     }
 

@@ -63,9 +63,7 @@ impl<'a> RegistryTags<'a> {
             Ok(read) if read.digest == digest => {}
             _ => return,
         }
-        if let Err(error) = state.record_image_facts(&digest, change) {
-            tracing::warn!("{error}");
-        }
+        state.record_image_facts(&digest, change);
     }
 }
 
@@ -178,6 +176,9 @@ pub async fn jobs(
             }),
         }
     }
+    if let Some(Err(error)) = state.map(State::flush) {
+        tracing::warn!("{error}");
+    }
     Ok((plan::finish(jobs), unresolved))
 }
 
@@ -243,6 +244,14 @@ mod tests {
                 _ => assert_eq!((gets, heads), (0, 3), "{run}: HEADs only"),
             }
         }
+        // Saved once, after planning: a new process finds it too.
+        state.flush().expect("saved");
+        let reloaded = State::load(&dir.path().join("state.json")).0;
+        let fresh = client();
+        let before = registry.requests().await.len();
+        let tags = RegistryTags::remembering(&fresh, &reloaded);
+        assert_eq!(tags.has_linux(&win).await, Ok(false));
+        assert_eq!(reads(&registry, before).await, (0, 1), "from the file");
         // Without a state file, every run reads again.
         let client = client();
         let before = registry.requests().await.len();
