@@ -39,13 +39,25 @@ impl<'a> RegistryTags<'a> {
     }
 
     /// The digest `image` has now (HEAD) and what `state` knows of it; `None` without a
-    /// state file or a digest (a HEAD that failed or left it out: the read will say).
-    async fn known(&self, image: &Reference) -> Option<(&'a State, String, ImageFacts)> {
-        let state = self.facts?;
-        let head = self.client.head_manifest(image).await.ok()??;
-        let digest = head.digest?;
+    /// state file or a digest (a 404, or a HEAD that left it out: the read will say). A
+    /// HEAD that failed is the answer: the read would only ask a failing registry again.
+    async fn known(
+        &self,
+        image: &Reference,
+    ) -> Result<Option<(&'a State, String, ImageFacts)>, String> {
+        let Some(state) = self.facts else {
+            return Ok(None);
+        };
+        let head = self
+            .client
+            .head_manifest(image)
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(digest) = head.and_then(|head| head.digest) else {
+            return Ok(None);
+        };
         let facts = state.image_facts(&digest).unwrap_or_default();
-        Some((state, digest, facts))
+        Ok(Some((state, digest, facts)))
     }
 
     /// Records what was read of `image`, when the manifest read is the one HEAD saw (this
@@ -76,7 +88,7 @@ impl TagSource for RegistryTags<'_> {
     }
 
     async fn created(&self, image: &Reference) -> Result<Option<i64>, String> {
-        let known = self.known(image).await;
+        let known = self.known(image).await?;
         if let Some((_, _, facts)) = &known {
             if facts.created_read {
                 return Ok(facts.created);
@@ -97,7 +109,7 @@ impl TagSource for RegistryTags<'_> {
     }
 
     async fn has_linux(&self, image: &Reference) -> Result<bool, String> {
-        let known = self.known(image).await;
+        let known = self.known(image).await?;
         if let Some(linux) = known.as_ref().and_then(|(_, _, facts)| facts.linux) {
             return Ok(linux);
         }
