@@ -15,6 +15,7 @@ use crate::credentials::Side;
 use crate::decide::{Action, Decider};
 use crate::plan::{self, Job, Request, Unresolved};
 use crate::platform::Platform;
+use crate::registry::PullBudget;
 use crate::rules::Mapping;
 use crate::rules::Stage;
 use crate::run::{self, RunOptions};
@@ -97,8 +98,18 @@ pub(super) async fn print_decisions(
     for entry in unresolved {
         writeln!(out, "error {}: {}", entry.source, entry.error).map_err(io)?;
     }
+    let budgets = decider.pull_budgets();
+    // Deciding a copy reads its manifest: a pull on Docker Hub, and the sync that follows
+    // (another process) reads it again. Said on stderr, the plan lines stay as they are.
+    for budget in budgets.iter().filter(|b| b.pulls > 0) {
+        eprintln!(
+            "ferry: this plan spent {} pull(s) on {} (source manifest GETs; a sync reads them again)",
+            budget.pulls,
+            PullBudget::display_name(&budget.registry)
+        );
+    }
     let mut tally = crate::report::Tally::default();
-    tally.set_pulls(decider.pull_budgets());
+    tally.set_pulls(budgets);
     for line in tally.deferrals() {
         writeln!(out, "{line}").map_err(io)?;
     }

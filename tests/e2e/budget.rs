@@ -416,4 +416,20 @@ async fn a_source_for_two_targets_is_one_pull_and_an_index_keeps_the_floor() {
         10,
         "the floor holds"
     );
+
+    // `plan` decides as sync does: a copy's manifest GET is a pull, and it says so.
+    let front = BudgetFront::start(&src, 100);
+    let images = format!("\"{}/{repo}:1\": {}/d/app\n", front.host(), dst.host());
+    let dir = project(&[("config/images.yaml", &images)]);
+    let plan = ferry(dir.path(), &["plan", "--transport", "registry"], &[]);
+    let said = text(&plan.stderr);
+    assert!(plan.status.success(), "{said}");
+    assert_eq!(front.gets.load(Ordering::SeqCst), 1, "{said}");
+    assert!(
+        said.contains(&format!(
+            "this plan spent 1 pull(s) on registry {}",
+            front.host()
+        )),
+        "{said}"
+    );
 }
