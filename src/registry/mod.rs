@@ -135,6 +135,9 @@ pub(crate) struct Host {
     pub(crate) http: reqwest::Client,
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) endpoint: OnceCell<Arc<auth::Endpoint>>,
+    /// 429 answers in a row from this host (any other answer resets it): past
+    /// [`request::THROTTLED_AFTER`], the rest of the run asks it nothing more.
+    pub(crate) too_many: std::sync::atomic::AtomicU32,
 }
 
 impl Host {
@@ -267,6 +270,7 @@ impl RegistryClient {
                     .max(1),
             )),
             endpoint: OnceCell::new(),
+            too_many: Default::default(),
         });
         hosts.insert(authority.to_owned(), host.clone());
         Ok(host)

@@ -5,6 +5,7 @@
 //! not retry on its own except through [`Repo::send`] with a replayable [`Payload`].
 
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -181,7 +182,8 @@ impl Repo {
         }
     }
 
-    /// One attempt: a permit, Authorization, redirects, and on a 401 one renewal.
+    /// One attempt: a permit, Authorization, redirects, and on a 401 one renewal. A host
+    /// that answered 429 to the last [`THROTTLED_AFTER`] requests is not asked again.
     async fn attempt(&self, call: &Call) -> Result<Sent, RegistryError> {
         let permit = self
             .host
@@ -190,9 +192,28 @@ impl Repo {
             .acquire_owned()
             .await
             .map_err(|_| self.error(ErrorKind::Protocol("client is shutting down".into())))?;
+        if self.host.too_many.load(Ordering::SeqCst) >= THROTTLED_AFTER {
+            let refused = OciError {
+                code: "TOOMANYREQUESTS".into(),
+                message: format!(
+                    "not asked again in this run: it answered 429 to the last {THROTTLED_AFTER} requests"
+                ),
+            };
+            return Err(self
+                .error(ErrorKind::Status {
+                    status: 429,
+                    errors: vec![refused],
+                    retry_after: None,
+                })
+                .exhausted());
+        }
         let mut scopes = call.scopes.clone();
         let (header, presented) = self.authorization(&scopes, None).await?;
         let response = self.transmit(call, header.as_ref()).await?;
+        match response.status() {
+            StatusCode::TOO_MANY_REQUESTS => self.host.too_many.fetch_add(1, Ordering::SeqCst),
+            _ => self.host.too_many.swap(0, Ordering::SeqCst),
+        };
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(Sent {
                 response,
@@ -402,6 +423,11 @@ impl Repo {
         self.error(ErrorKind::Unauthorized(detail))
     }
 }
+
+/// 429 answers in a row after which a host is asked nothing more in the run (two
+/// requests' worth of retries): jobs side by side must not go on hammering a registry that
+/// throttles (Docker Hub's abuse limit), each with its own five attempts.
+pub(crate) const THROTTLED_AFTER: u32 = 10;
 
 /// Reads at most `cap` bytes of a body (errors give what was read).
 pub(crate) async fn read_capped(mut response: Response, cap: usize) -> Vec<u8> {
