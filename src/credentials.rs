@@ -50,6 +50,19 @@ impl Credentials {
             Credentials::IdentityToken(_) => "<token>",
         }
     }
+
+    /// `text` with the password or token replaced by `<redacted>`: a registry may echo
+    /// what it was sent in an error message.
+    pub fn redact(&self, text: &str) -> String {
+        let secret = match self {
+            Credentials::Basic { password, .. } => password,
+            Credentials::IdentityToken(token) => token,
+        };
+        match secret.expose() {
+            "" => text.to_owned(),
+            secret => text.replace(secret, "<redacted>"),
+        }
+    }
 }
 
 /// Which end of a copy a request serves; only the push side falls back to `TARGET_USER`.

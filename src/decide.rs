@@ -183,7 +183,7 @@ impl Decider {
     /// serves the source's digest or the digest the state file recorded for it, or the
     /// state file remembers that this source digest has nothing to copy for the selection.
     /// An immutable tag the target has costs one HEAD on the target and nothing on the
-    /// source. Before the source's manifest GET (a pull on Docker Hub), a source registry
+    /// source; one whose target cannot be checked fails, again at no cost to the source. Before the source's manifest GET (a pull on Docker Hub), a source registry
     /// whose announced budget is below its `rate_floor` defers the job (a failed line).
     pub async fn decide(&self, job: &Job) -> Action {
         let key = state_key(job, self.writes);
@@ -214,6 +214,12 @@ impl Decider {
                 Err(error) if matches!(error.kind(), ErrorKind::NoAccess { .. }) => {
                     return Action::Fail(error.to_string())
                 }
+                // An immutable tag the target may have: copying blind could overwrite it
+                // with what the source moved the tag to, and spend a pull; the next run
+                // checks again.
+                Err(error) if job.immutable => {
+                    return Action::Fail(format!("immutable tag not checked on target: {error}"))
+                }
                 Err(error) => why = CopyReason::Unchecked(error.to_string()),
             }
             let source_digest = match self.source.head_manifest(&job.source).await {
@@ -227,8 +233,13 @@ impl Decider {
                 return action;
             }
         }
-        // The GET is a pull on Docker Hub: below the floor, it waits for another run.
-        if let Err((remaining, floor)) = self.source.take_pull(&job.source) {
+        // The GET is a pull on Docker Hub (unless this run pulled it already, for another
+        // target): below the floor, it waits for another run.
+        let taken = match self.source.has_pulled(&job.source) {
+            true => Ok(()),
+            false => self.source.take_pull(&job.source),
+        };
+        if let Err((remaining, floor)) = taken {
             self.source.count_deferred(&job.source);
             let registry = job.source.registry();
             return Action::Fail(PullBudget::deferral(registry, remaining, floor));
@@ -251,6 +262,23 @@ impl Decider {
             }
             Err(Halt::Fail(cause)) => return Action::Fail(cause),
         };
+        // The platform manifests an index copy reads (ferry's GETs, or the daemon's) are
+        // pulls too: taken before, so an index never takes the budget far below its floor.
+        if let Content::Index { chosen, .. } = &content {
+            let unread = chosen
+                .iter()
+                .filter_map(|child| job.source.with_digest(&child.digest).ok())
+                .filter(|child| !self.source.has_pulled(child))
+                .count();
+            if let Err((remaining, floor)) = self.source.take_pulls(&job.source, unread as u64) {
+                self.source.count_deferred(&job.source);
+                let who = PullBudget::display_name(job.source.registry());
+                return Action::Fail(format!(
+                    "{who} pull budget too low for the {unread} platform manifests of this \
+                     index (remaining {remaining}, rate_floor {floor}): deferred"
+                ));
+            }
+        }
         let source = Source { manifest, content };
         if self.writes == Writes::SourceBytes
             && at_target.is_some()

@@ -85,7 +85,9 @@ impl RetryPolicy {
         }
         match error.retry_after() {
             Some(wait) if wait > self.max_retry_after => None,
-            Some(wait) => Some(wait),
+            // Never sooner than the backoff: `Retry-After: 0` (or a date already past)
+            // must not turn five attempts into one burst.
+            Some(wait) => Some(wait.max(self.backoff(attempt))),
             None => Some(self.backoff(attempt)),
         }
     }
@@ -195,6 +197,13 @@ mod tests {
             None,
             "an hour fails the image"
         );
+        for attempt in 1..5 {
+            let now = policy.delay_after(attempt, &failure(true, Some(0)));
+            assert!(
+                now >= Some(policy.base_delay / 2),
+                "`Retry-After: 0` still backs off: {now:?} at attempt {attempt}"
+            );
+        }
         assert_eq!(policy.delay_after(5, &failure(true, None)), None, "used up");
         assert_eq!(policy.delay_after(1, &failure(false, None)), None, "final");
         let daemon = RetryPolicy::daemon();

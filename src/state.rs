@@ -60,6 +60,22 @@ pub struct CacheRecord {
     pub last_used: u64,
 }
 
+/// What planning read of a source image (`limit` counting Linux images, `order: created`),
+/// by its manifest digest: a later run that finds the same digest by HEAD (free) reads
+/// nothing (a manifest GET is a pull on Docker Hub).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ImageFacts {
+    /// Whether it has a Linux platform, once read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linux: Option<bool>,
+    /// Whether its creation time was read (`created` then says it, or that it has none).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub created_read: bool,
+    /// Its creation time, Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<i64>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Document {
     version: u32,
@@ -69,6 +85,8 @@ struct Document {
     cache: BTreeMap<String, CacheRecord>,
     #[serde(default)]
     skipped: BTreeMap<String, SkipRecord>,
+    #[serde(default)]
+    images: BTreeMap<String, ImageFacts>,
 }
 
 /// The state of one run, shared by its workers; every change is saved at once.
@@ -76,6 +94,8 @@ struct Document {
 pub struct State {
     path: PathBuf,
     document: Mutex<Document>,
+    /// Changes kept in memory only until [`State::flush`] (planning's many small ones).
+    unsaved: std::sync::atomic::AtomicBool,
 }
 
 impl State {
@@ -113,6 +133,7 @@ impl State {
         let state = State {
             path: path.to_owned(),
             document: Mutex::new(document),
+            unsaved: Default::default(),
         };
         (state, warning)
     }
@@ -191,6 +212,37 @@ impl State {
             return Ok(());
         }
         document.skipped.insert(key.to_owned(), record);
+        self.save(&document)
+    }
+
+    /// What planning read of the source image with manifest `digest`, if recorded.
+    pub fn image_facts(&self, digest: &str) -> Option<ImageFacts> {
+        self.lock().images.get(digest).cloned()
+    }
+
+    /// Adds to what planning read of the image with manifest `digest`, in memory: one
+    /// [`State::flush`] after planning saves them all (a tag list of thousands would
+    /// otherwise rewrite the file thousands of times).
+    pub fn record_image_facts(&self, digest: &str, change: impl FnOnce(&mut ImageFacts)) {
+        let mut document = self.lock();
+        let facts = document.images.entry(digest.to_owned()).or_default();
+        let before = facts.clone();
+        change(facts);
+        if *facts != before {
+            self.unsaved
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// Saves what was recorded in memory only, if anything.
+    pub fn flush(&self) -> Result<(), StateError> {
+        if !self
+            .unsaved
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Ok(());
+        }
+        let document = self.lock();
         self.save(&document)
     }
 

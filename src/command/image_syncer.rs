@@ -46,8 +46,14 @@ pub async fn run(args: &ImageSyncerArgs, out: &mut (dyn Write + Send)) -> Result
     let touched = resolve::touched(&config, Stage::Mirror, &request)?;
     let client = client(Some(&config), &touched, options)?;
     let mut reporters = reporters(args)?;
-    let (planned, earlier) =
-        super::planning(resolve::jobs(&config, Stage::Mirror, &request, &client)).await;
+    let (planned, earlier) = super::planning(resolve::jobs(
+        &config,
+        Stage::Mirror,
+        &request,
+        &client,
+        None,
+    ))
+    .await;
     let (jobs, unresolved) = planned?;
     // image-syncer writes nothing but its log and output files: the state and the blob
     // cache of this run live in a directory removed at the end.

@@ -15,6 +15,7 @@ use crate::credentials::Side;
 use crate::decide::{Action, Decider};
 use crate::plan::{self, Job, Request, Unresolved};
 use crate::platform::Platform;
+use crate::registry::PullBudget;
 use crate::rules::Mapping;
 use crate::rules::Stage;
 use crate::run::{self, RunOptions};
@@ -40,7 +41,8 @@ pub async fn run(
     }
     let touched = resolve::touched(config, stage, &request)?;
     let client = client(Some(config), &touched, client_options(config))?;
-    let (jobs, unresolved) = resolve::jobs(config, stage, &request, &client).await?;
+    let state = Arc::new(load_state(&args.copying.state));
+    let (jobs, unresolved) = resolve::jobs(config, stage, &request, &client, Some(&state)).await?;
     if args.copying.transport == crate::cli::TransportArg::Docker {
         if let Some(job) = jobs.iter().find(|j| j.all_platforms) {
             return Err(CommandError::Usage(format!(
@@ -61,7 +63,6 @@ pub async fn run(
             EXIT_FAILED
         });
     }
-    let state = Arc::new(load_state(&args.copying.state));
     let target = client.for_side(Side::Target);
     let options = super::run_options(RunOptions::default().jobs, &jobs, &client);
     let decider = Decider::new(client, target, state, writes(args.copying.transport), false);
@@ -97,8 +98,18 @@ pub(super) async fn print_decisions(
     for entry in unresolved {
         writeln!(out, "error {}: {}", entry.source, entry.error).map_err(io)?;
     }
+    let budgets = decider.pull_budgets();
+    // Deciding a copy reads its manifest: a pull on Docker Hub, and the sync that follows
+    // (another process) reads it again. Said on stderr, the plan lines stay as they are.
+    for budget in budgets.iter().filter(|b| b.pulls > 0) {
+        eprintln!(
+            "ferry: this plan spent {} pull(s) on {} (source manifest GETs; a sync reads them again)",
+            budget.pulls,
+            PullBudget::display_name(&budget.registry)
+        );
+    }
     let mut tally = crate::report::Tally::default();
-    tally.set_pulls(decider.pull_budgets());
+    tally.set_pulls(budgets);
     for line in tally.deferrals() {
         writeln!(out, "{line}").map_err(io)?;
     }

@@ -319,7 +319,9 @@ async fn jobs(
     let request = request(&args.selection);
     let touched = resolve::touched(config, stage, &request)?;
     let client = client(Some(config), &touched, options)?;
-    let (jobs, unresolved) = resolve::jobs(config, stage, &request, &client).await?;
+    // What planning reads (`limit`, `order: created`) is remembered in the state file.
+    let state = load_state(&args.copying.state);
+    let (jobs, unresolved) = resolve::jobs(config, stage, &request, &client, Some(&state)).await?;
     Ok((jobs, unresolved, client))
 }
 

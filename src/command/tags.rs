@@ -33,7 +33,7 @@ pub async fn run(
     let client = client(config.as_ref(), [&repository], ClientOptions::default())?;
     // Without a limit every listed tag is shown (Windows-only ones marked with
     // --all-platforms); with one, the newest N that have a Linux platform.
-    let chosen = select_tags(&selection, &repository, &RegistryTags(&client))
+    let chosen = select_tags(&selection, &repository, &RegistryTags::new(&client))
         .await
         .map_err(CommandError::Failed)?;
     for tag in &chosen {

@@ -235,3 +235,119 @@ async fn jobs_deciding_at_once_do_not_all_pass_the_floor() {
         .count();
     assert_eq!(gets, 3);
 }
+
+#[tokio::test]
+async fn an_immutable_tag_whose_target_cannot_be_checked_is_never_copied_blind() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, ResponseTemplate};
+    let registry = FakeRegistry::start().await;
+    let image = TestImage::new("linux/amd64", &["moved since"]);
+    registry.serve_image("team/app", "1.0.0", &image).await;
+    // The target (which may well hold 1.0.0) answers its HEAD 500, every time.
+    Mock::given(method("HEAD"))
+        .and(path("/v2/mirror/app/manifests/1.0.0"))
+        .respond_with(ResponseTemplate::new(500))
+        .with_priority(1)
+        .mount(registry.server())
+        .await;
+    let (_dir, state) = state();
+    for writes in [Writes::SourceBytes, Writes::DaemonPush] {
+        let decider = Decider::new(client(), client(), state.clone(), writes, false);
+        let before = registry.requests().await.len();
+        let action = decider
+            .decide(&job(&registry, "1.0.0").with_immutable(true))
+            .await;
+        let line = summary(&action);
+        assert!(
+            line.starts_with("fail: immutable tag not checked on target: ")
+                && line.contains("HTTP 500"),
+            "{writes:?}: {line}"
+        );
+        let requests = source_requests(&registry, before).await;
+        assert!(requests.is_empty(), "{writes:?}: {requests:#?}");
+        // A mutable tag is still copied, the copy telling whether the target works.
+        let mutable = decider.decide(&job(&registry, "1.0.0")).await;
+        assert!(
+            summary(&mutable).starts_with("copy (target not checked: "),
+            "{writes:?}: {}",
+            summary(&mutable)
+        );
+    }
+}
+
+/// One source tag going to two targets (a list of destinations) is one pull: the second
+/// job reads what the first pulled, and is not held back by the floor for it.
+#[tokio::test]
+async fn one_source_for_two_targets_is_pulled_once() {
+    let registry = FakeRegistry::start().await;
+    let image = TestImage::new("linux/amd64", &["app"]);
+    registry.serve_image("team/app", "1", &image).await;
+    // Exactly the floor left: the first GET takes the budget below it.
+    registry.rate_limit(DEFAULT_RATE_FLOOR, 100);
+    let (_dir, state) = state();
+    for writes in [Writes::SourceBytes, Writes::DaemonPush] {
+        let decider = Decider::new(client(), client(), state.clone(), writes, false);
+        let before = registry.requests().await.len();
+        let mut got = Vec::new();
+        for target in ["mirror/a:1", "mirror/b:1"] {
+            let job = Job::new(
+                registry.reference("team/app:1"),
+                registry.reference(target),
+                Vec::new(),
+            );
+            got.push(summary(&decider.decide(&job).await));
+        }
+        assert_eq!(got, ["copy (new)", "copy (new)"], "{writes:?}");
+        let gets = source_requests(&registry, before)
+            .await
+            .into_iter()
+            .filter(|r| r.starts_with("GET /v2/team/app/manifests/"))
+            .count();
+        assert_eq!(gets, 1, "{writes:?}: one pull for two targets");
+        assert_eq!(decider.pull_budgets()[0].pulls, 1, "{writes:?}");
+        registry.rate_limit(DEFAULT_RATE_FLOOR, 100);
+    }
+}
+
+/// An index copy reads its platform manifests too (ferry's GETs, or the daemon's): they are
+/// taken from the budget before, all or none, so the index never goes far below the floor.
+#[tokio::test]
+async fn an_index_takes_the_pulls_of_its_platforms_before_its_copy() {
+    use crate::registry::fake::TestIndex;
+    let registry = FakeRegistry::start().await;
+    let index = TestIndex::new(vec![
+        TestImage::new("linux/amd64", &["amd64"]),
+        TestImage::new("linux/arm64", &["arm64"]),
+    ]);
+    registry.serve_index("team/app", "1", &index).await;
+    // (pulls left, action): the index GET, then its 2 platforms, each at or above the floor.
+    let floor = DEFAULT_RATE_FLOOR;
+    let cases = [
+        (floor + 2, "copy (new)".to_owned()),
+        (
+            floor + 1,
+            format!(
+                "fail: registry {} pull budget too low for the 2 platform manifests of this \
+                 index (remaining {floor}, rate_floor {floor}): deferred",
+                registry.reference("x").registry()
+            ),
+        ),
+    ];
+    let (_dir, state) = state();
+    for (left, wanted) in cases {
+        for writes in [Writes::SourceBytes, Writes::DaemonPush] {
+            registry.rate_limit(left, 100);
+            let source = client();
+            let decider = Decider::new(source.clone(), client(), state.clone(), writes, false);
+            let action = decider.decide(&job(&registry, "1")).await;
+            assert_eq!(summary(&action), wanted, "{left} left, {writes:?}");
+            let budget = &source.pull_budgets()[0];
+            let deferred = u64::from(wanted.starts_with("fail"));
+            assert_eq!(budget.deferred, deferred, "{left} left, {writes:?}");
+            if deferred == 0 {
+                // Taken: the index's pull and its 2 platforms'.
+                assert_eq!(budget.remaining, Some(left - 3), "{writes:?}");
+            }
+        }
+    }
+}

@@ -2,17 +2,58 @@
 //! Docker Hub, one per architecture) and the budget the registry announced
 //! (`ratelimit-remaining: N;w=…`, `ratelimit-limit`) on its manifest GET and HEAD answers.
 //!
+//! Also keeps the manifests pulled in the run, so no reference is pulled twice.
+//!
 //! Owns reading those headers and keeping the counts; it must not decide what to do when
 //! a budget runs low (`decide` defers the jobs that would spend a pull).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use reqwest::header::HeaderMap;
 
-use super::RegistryClient;
+use super::{Manifest, RegistryClient};
 use crate::credentials::Side;
+use crate::gates::Gates;
 use crate::reference::Reference;
+use tokio::sync::OwnedMutexGuard;
+
+/// Most bytes of manifests kept for reuse in one run; past it, a manifest is pulled again.
+const PULLED_BYTES: usize = 64 * 1024 * 1024;
+
+/// The manifests the source side pulled this run, by reference (`repo:tag`, `repo@digest`):
+/// Docker Hub counts every manifest GET as a pull, and one source often goes to two
+/// targets. Reads of one reference take turns, so side-by-side jobs pull it once.
+#[derive(Debug, Default)]
+pub(crate) struct Pulled {
+    turns: Gates<String>,
+    kept: Mutex<(usize, HashMap<String, Manifest>)>,
+}
+
+impl Pulled {
+    /// Waits for any other read of `key` to finish.
+    pub(crate) async fn enter(&self, key: &String) -> OwnedMutexGuard<()> {
+        self.turns.enter(key).await
+    }
+
+    /// The manifest `key` named when it was pulled in this run.
+    pub(crate) fn get(&self, key: &str) -> Option<Manifest> {
+        let kept = self.kept.lock().ok()?;
+        kept.1.get(key).cloned()
+    }
+
+    /// Keeps `manifest`, unless the bytes kept would pass [`PULLED_BYTES`].
+    pub(crate) fn keep(&self, key: String, manifest: &Manifest) {
+        let Ok(mut kept) = self.kept.lock() else {
+            return;
+        };
+        let size = manifest.bytes.len();
+        if kept.0 + size <= PULLED_BYTES && !kept.1.contains_key(&key) {
+            kept.0 += size;
+            kept.1.insert(key, manifest.clone());
+        }
+    }
+}
 
 /// What one source registry cost a run and what it has left.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -73,9 +114,20 @@ impl Budgets {
     }
 }
 
-/// The leading number of a rate-limit header: `76;w=21600` gives 76.
+/// The leading number of a rate-limit header: `76;w=21600` gives 76. A list (two header
+/// lines joined by a proxy: `76;w=21600, 40;w=3600`) gives its lowest; a negative number
+/// (a budget overdrawn) gives 0.
 fn leading_number(value: &str) -> Option<u64> {
-    value.split(';').next()?.trim().parse().ok()
+    value
+        .split(',')
+        .filter_map(|item| {
+            let number = item.split(';').next()?.trim();
+            match number.strip_prefix('-') {
+                Some(negative) => negative.parse::<u64>().ok().map(|_| 0),
+                None => number.parse().ok(),
+            }
+        })
+        .min()
 }
 
 impl RegistryClient {
@@ -85,11 +137,14 @@ impl RegistryClient {
         if self.side != Side::Source {
             return;
         }
+        // Every line of the header (a proxy may add its own): the lowest counts.
         let read = |name: &str| {
             headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .and_then(leading_number)
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .filter_map(leading_number)
+                .min()
         };
         let (remaining, limit) = (read("ratelimit-remaining"), read("ratelimit-limit"));
         self.inner.budgets.with(reference.registry(), |budget| {
@@ -129,6 +184,15 @@ impl RegistryClient {
     /// passing the floor on one reading; the GET's own answer then says the truth. `Ok`
     /// while no answer announced a budget.
     pub fn take_pull(&self, reference: &Reference) -> Result<(), (u64, u64)> {
+        self.take_pulls(reference, 1)
+    }
+
+    /// Takes `count` pulls at once (the platform manifests of an index), all or none: each
+    /// of them must find the budget at or above the floor, as [`Self::take_pull`] would.
+    pub fn take_pulls(&self, reference: &Reference, count: u64) -> Result<(), (u64, u64)> {
+        if count == 0 {
+            return Ok(());
+        }
         let floor = self.limits_of(reference.registry()).rate_floor;
         let Ok(mut budgets) = self.inner.budgets.0.lock() else {
             return Ok(());
@@ -139,11 +203,18 @@ impl RegistryClient {
         else {
             return Ok(());
         };
-        if *remaining < floor.max(1) {
+        // The last of them is taken at `remaining - (count - 1)`.
+        let last = remaining.checked_sub(count - 1);
+        if last.is_none_or(|last| last < floor.max(1)) {
             return Err((*remaining, floor));
         }
-        *remaining -= 1;
+        *remaining -= count;
         Ok(())
+    }
+
+    /// True when `reference` was pulled in this run already: reading it again spends nothing.
+    pub fn has_pulled(&self, reference: &Reference) -> bool {
+        self.side == Side::Source && self.inner.pulled.get(&reference.to_string()).is_some()
     }
 
     /// Counts one job of `reference`'s registry deferred for its budget.
@@ -178,6 +249,27 @@ mod tests {
         assert_eq!(leading_number(" 0 ; w=21600"), Some(0));
         assert_eq!(leading_number("100"), Some(100));
         assert_eq!(leading_number("many"), None);
+        assert_eq!(leading_number("-5;w=21600"), Some(0), "overdrawn");
+        assert_eq!(leading_number("76;w=21600, 40;w=3600"), Some(40));
+        assert_eq!(leading_number("5, many"), Some(5));
+        assert_eq!(leading_number("99999999999999999999999"), None);
+        assert_eq!(leading_number(""), None);
+    }
+
+    #[test]
+    fn every_line_of_a_rate_limit_header_counts() {
+        use reqwest::header::HeaderValue;
+        let client = RegistryClient::new(
+            crate::credentials::CredentialStore::default(),
+            super::super::ClientOptions::default(),
+        );
+        let image: Reference = "docker.io/library/nginx:1".parse().expect("reference");
+        let mut headers = HeaderMap::new();
+        for value in ["76;w=21600", "12;w=3600"] {
+            headers.append("ratelimit-remaining", HeaderValue::from_static(value));
+        }
+        client.note_rate_limit(&image, &headers);
+        assert_eq!(client.pull_budgets()[0].remaining, Some(12));
     }
 
     #[test]

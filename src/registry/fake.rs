@@ -303,7 +303,7 @@ impl FakeRegistry {
         Mock::given(method("POST"))
             .and(path_regex("^/v2/.+/blobs/uploads/$"))
             .and(wiremock::matchers::query_param_contains("mount", "sha256:"))
-            .respond_with(ResponseTemplate::new(201))
+            .respond_with(Mounted)
             .with_priority(OVERRIDE)
             .mount(&self.server)
             .await;
@@ -425,5 +425,20 @@ impl Respond for StoreManifest {
             "Docker-Content-Digest",
             sha256_digest(&request.body).as_str(),
         )
+    }
+}
+
+/// A 201 to a mount, naming the mounted blob as distribution does.
+struct Mounted;
+
+impl Respond for Mounted {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let digest = request
+            .url
+            .query_pairs()
+            .find(|(name, _)| name == "mount")
+            .map(|(_, digest)| digest.into_owned())
+            .unwrap_or_default();
+        ResponseTemplate::new(201).insert_header("Docker-Content-Digest", digest.as_str())
     }
 }

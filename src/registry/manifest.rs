@@ -13,6 +13,7 @@ use super::error::{ErrorKind, RegistryError};
 use super::limits::Limit;
 use super::request::{Call, Payload, Repo};
 use super::RegistryClient;
+use crate::credentials::Side;
 use crate::reference::Reference;
 
 pub use crate::manifest::{
@@ -91,8 +92,27 @@ impl RegistryClient {
     /// GET the manifest `reference` names (on the source side, a pull spent: counted). It
     /// must fit the registry's `manifest_size` and its `Content-Length`; when `reference`
     /// names a digest, the bytes must hash to it; a `Docker-Content-Digest` header must
-    /// always match the bytes. A 429 `toomanyrequests` without `Retry-After` is final.
+    /// always match the bytes. A 429 `toomanyrequests` is final. On the source side a
+    /// reference is pulled once a run: a second read (another target of the same source,
+    /// the children of one index copied to two targets) is served from what was pulled.
     pub async fn get_manifest(&self, reference: &Reference) -> Result<Manifest, RegistryError> {
+        if self.side != Side::Source {
+            return self.fetch_manifest(reference).await;
+        }
+        let pulled = &self.inner.pulled;
+        let key = reference.to_string();
+        let _turn = pulled.enter(&key).await;
+        if let Some(manifest) = pulled.get(&key) {
+            return Ok(manifest);
+        }
+        let read = self.fetch_manifest(reference).await;
+        if let Ok(manifest) = &read {
+            pulled.keep(key, manifest);
+        }
+        read
+    }
+
+    async fn fetch_manifest(&self, reference: &Reference) -> Result<Manifest, RegistryError> {
         let wanted = reference.manifest_reference();
         let repo = self
             .open(reference, format!("GET manifest {wanted}"))

@@ -123,6 +123,8 @@ struct Inner {
     resolved: tokio::sync::Mutex<HashMap<CredentialKey, Resolved>>,
     /// Pulls spent on and budgets announced by each source registry.
     budgets: budget::Budgets,
+    /// Manifests the source side pulled in this run.
+    pulled: budget::Pulled,
 }
 
 /// One registry host (`host[:port]`): its HTTP client (TLS settings), request cap and ping.
@@ -133,6 +135,9 @@ pub(crate) struct Host {
     pub(crate) http: reqwest::Client,
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) endpoint: OnceCell<Arc<auth::Endpoint>>,
+    /// 429 answers in a row from this host (any other answer resets it): past
+    /// [`request::THROTTLED_AFTER`], the rest of the run asks it nothing more.
+    pub(crate) too_many: std::sync::atomic::AtomicU32,
 }
 
 impl Host {
@@ -170,6 +175,7 @@ impl RegistryClient {
                 tokens: token::TokenCache::default(),
                 resolved: tokio::sync::Mutex::new(HashMap::new()),
                 budgets: budget::Budgets::default(),
+                pulled: budget::Pulled::default(),
             }),
             side: Side::Source,
         }
@@ -264,6 +270,7 @@ impl RegistryClient {
                     .max(1),
             )),
             endpoint: OnceCell::new(),
+            too_many: Default::default(),
         });
         hosts.insert(authority.to_owned(), host.clone());
         Ok(host)

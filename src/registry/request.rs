@@ -5,6 +5,7 @@
 //! not retry on its own except through [`Repo::send`] with a replayable [`Payload`].
 
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -19,7 +20,7 @@ use url::Url;
 
 use super::auth::{Endpoint, Presented};
 use super::challenge::{parse_challenge, Challenge};
-use super::error::{network, parse_envelope, ErrorKind, RegistryError};
+use super::error::{network, parse_envelope, ErrorKind, OciError, RegistryError};
 use super::retry::parse_retry_after;
 use super::{Host, RegistryClient};
 use crate::credentials::{Credentials, Side};
@@ -187,7 +188,8 @@ impl Repo {
         }
     }
 
-    /// One attempt: a permit, Authorization, redirects, and on a 401 one renewal.
+    /// One attempt: a permit, Authorization, redirects, and on a 401 one renewal. A host
+    /// that answered 429 to the last [`THROTTLED_AFTER`] requests is not asked again.
     async fn attempt(&self, call: &Call) -> Result<Sent, RegistryError> {
         let permit = self
             .host
@@ -196,9 +198,28 @@ impl Repo {
             .acquire_owned()
             .await
             .map_err(|_| self.error(ErrorKind::Protocol("client is shutting down".into())))?;
+        if self.host.too_many.load(Ordering::SeqCst) >= THROTTLED_AFTER {
+            let refused = OciError {
+                code: "TOOMANYREQUESTS".into(),
+                message: format!(
+                    "not asked again in this run: it answered 429 to the last {THROTTLED_AFTER} requests"
+                ),
+            };
+            return Err(self
+                .error(ErrorKind::Status {
+                    status: 429,
+                    errors: vec![refused],
+                    retry_after: None,
+                })
+                .exhausted());
+        }
         let mut scopes = call.scopes.clone();
         let (header, presented) = self.authorization(&scopes, None).await?;
         let response = self.transmit(call, header.as_ref()).await?;
+        match response.status() {
+            StatusCode::TOO_MANY_REQUESTS => self.host.too_many.fetch_add(1, Ordering::SeqCst),
+            _ => self.host.too_many.swap(0, Ordering::SeqCst),
+        };
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(Sent {
                 response,
@@ -359,9 +380,22 @@ impl Repo {
         let body = read_capped(response, MAX_ERROR_BODY).await;
         self.error(ErrorKind::Status {
             status,
-            errors: parse_envelope(&body),
+            errors: self.envelope(&body).await,
             retry_after,
         })
+    }
+
+    /// The OCI error envelope of `body`, with this repository's password or token redacted
+    /// wherever the registry echoed it.
+    async fn envelope(&self, body: &[u8]) -> Vec<OciError> {
+        let mut errors = parse_envelope(body);
+        if let Ok(Some(credentials)) = self.credentials().await {
+            for error in &mut errors {
+                error.code = credentials.redact(&error.code);
+                error.message = credentials.redact(&error.message);
+            }
+        }
+        errors
     }
 
     /// A 401 that a freshly issued token did not cure: the account has no access here. An
@@ -371,7 +405,9 @@ impl Repo {
             return self.unauthorized(response).await;
         }
         let body = read_capped(response, MAX_ERROR_BODY).await;
-        let detail = parse_envelope(&body)
+        let detail = self
+            .envelope(&body)
+            .await
             .first()
             .map(|e| e.message.clone())
             .filter(|m| !m.is_empty())
@@ -389,7 +425,9 @@ impl Repo {
 
     async fn unauthorized(&self, response: Response) -> RegistryError {
         let body = read_capped(response, MAX_ERROR_BODY).await;
-        let detail = parse_envelope(&body)
+        let detail = self
+            .envelope(&body)
+            .await
             .first()
             .map(|e| e.message.clone())
             .filter(|m| !m.is_empty())
@@ -397,6 +435,11 @@ impl Repo {
         self.error(ErrorKind::Unauthorized(detail))
     }
 }
+
+/// 429 answers in a row after which a host is asked nothing more in the run (two
+/// requests' worth of retries): jobs side by side must not go on hammering a registry that
+/// throttles (Docker Hub's abuse limit), each with its own five attempts.
+pub(crate) const THROTTLED_AFTER: u32 = 10;
 
 /// Reads at most `cap` bytes of a body (errors give what was read).
 pub(crate) async fn read_capped(mut response: Response, cap: usize) -> Vec<u8> {

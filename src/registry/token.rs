@@ -114,7 +114,11 @@ impl Repo {
         let realm_url = Url::parse(realm)
             .or_else(|_| self.endpoint.base.join(realm))
             .map_err(|e| self.error(ErrorKind::Protocol(format!("bad token realm: {e}"))))?;
-        let realm_host = realm_url.host_str().unwrap_or_default().to_owned();
+        // `host:port` when the realm names a port (loopback labs run several on one host).
+        let realm_host = match (realm_url.host_str(), realm_url.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (host, _) => host.unwrap_or_default().to_owned(),
+        };
         let fail = |cause: String, retryable: bool| {
             self.error(ErrorKind::Token {
                 host: realm_host.clone(),
@@ -178,6 +182,11 @@ impl Repo {
                 .first()
                 .map(|e| format!(": {} {}", e.code, e.message))
                 .unwrap_or_default();
+            // The token service may echo what it was sent.
+            let detail = match credentials {
+                Some(credentials) => credentials.redact(&detail),
+                None => detail,
+            };
             return Err(fail(
                 format!("HTTP {status}{}", one_line(&detail)),
                 status == 429 || status >= 500,

@@ -82,7 +82,8 @@ impl std::fmt::Debug for UploadSession {
 /// Result of a cross-repository mount attempt.
 #[derive(Debug, Clone)]
 pub enum MountOutcome {
-    /// The registry linked the blob into the target repository (201).
+    /// The registry linked the blob into the target repository (201 naming the blob, or
+    /// a 201 after which the repository has it).
     Mounted,
     /// The registry did not mount (202) and opened an upload session instead.
     NotMounted(UploadSession),
@@ -140,10 +141,25 @@ impl RegistryClient {
             }
             Err(error) => return Err(error),
         };
-        if sent.response.status() == StatusCode::CREATED {
+        if sent.response.status() != StatusCode::CREATED {
+            let location = location(&repo, &sent.response)?;
+            return Ok(MountOutcome::NotMounted(UploadSession { location }));
+        }
+        // A 201 naming the blob is a mount (distribution, Harbor). One without
+        // `Docker-Content-Digest`, or naming another blob, is checked: a registry that
+        // answers 201 to a mount it did not do would otherwise fail every manifest PUT
+        // (`MANIFEST_BLOB_UNKNOWN`), run after run.
+        let named = sent
+            .response
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok());
+        if named == Some(digest) || self.blob_exists(target, digest).await?.is_some() {
             return Ok(MountOutcome::Mounted);
         }
-        let location = location(&repo, &sent.response)?;
+        tracing::debug!("mount of {digest} answered 201 without the blob: uploading instead");
+        let repo = self.open(target, format!("upload blob {digest}")).await?;
+        let location = start_session(&repo).await?;
         Ok(MountOutcome::NotMounted(UploadSession { location }))
     }
 
@@ -380,5 +396,58 @@ mod tests {
             .await
             .expect_err("a 500 after the retries is an error");
         assert_eq!(error.status(), Some(500));
+    }
+
+    #[tokio::test]
+    async fn a_201_mount_without_the_blob_falls_back_to_an_upload() {
+        // (Docker-Content-Digest of the 201, blob HEAD status, mounted?, HEADs sent)
+        let cases = [
+            (Some(DIGEST), 404, true, 0),
+            (None, 200, true, 1),
+            (None, 404, false, 1),
+            (Some("sha256:ffff"), 404, false, 1),
+        ];
+        for (named, head, mounted, heads) in cases {
+            let server = open_registry().await;
+            let mut created = ResponseTemplate::new(201);
+            if let Some(named) = named {
+                created = created.insert_header("Docker-Content-Digest", named);
+            }
+            Mock::given(method("POST"))
+                .and(path("/v2/team/app/blobs/uploads/"))
+                .and(query_param("mount", DIGEST))
+                .respond_with(created)
+                .with_priority(1)
+                .mount(&server)
+                .await;
+            Mock::given(method("POST"))
+                .and(path("/v2/team/app/blobs/uploads/"))
+                .respond_with(
+                    ResponseTemplate::new(202)
+                        .insert_header("Location", "/v2/team/app/blobs/uploads/s1"),
+                )
+                .with_priority(2)
+                .mount(&server)
+                .await;
+            Mock::given(method("HEAD"))
+                .and(path(format!("/v2/team/app/blobs/{DIGEST}")))
+                .respond_with(ResponseTemplate::new(head))
+                .mount(&server)
+                .await;
+            let case = format!("{named:?}, HEAD {head}");
+            let outcome = client(&server, false)
+                .mount_blob(&reference(&server, "team/app:1"), "other/repo", DIGEST)
+                .await
+                .expect(&case);
+            match (mounted, &outcome) {
+                (true, MountOutcome::Mounted) => {}
+                (false, MountOutcome::NotMounted(session)) => {
+                    assert_eq!(session.location.path(), "/v2/team/app/blobs/uploads/s1")
+                }
+                _ => panic!("{case}: {outcome:?}"),
+            }
+            let sent = received(&server, &format!("/v2/team/app/blobs/{DIGEST}")).await;
+            assert_eq!(sent.len(), heads, "{case}");
+        }
     }
 }

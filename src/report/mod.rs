@@ -175,9 +175,10 @@ impl Tally {
             .filter(|p| p.deferred > 0)
             .map(|p| {
                 format!(
-                    "{} pull budget below the floor: {} images deferred",
+                    "{} pull budget below the floor: {} image{} deferred",
                     PullBudget::display_name(&p.registry),
-                    p.deferred
+                    p.deferred,
+                    if p.deferred == 1 { "" } else { "s" }
                 )
             })
             .collect()

@@ -144,13 +144,27 @@ impl<W: Write + Send> Reporter for TeamcityReporter<W> {
             ("ferry.bytes", totals.bytes),
             ("ferry.seconds", tally.elapsed().as_secs()),
         ];
-        // Pulls spent (source manifest GETs), when any source registry was asked.
-        let pulls = (!tally.pulls().is_empty())
-            .then(|| ("ferry.pulls", tally.pulls().iter().map(|p| p.pulls).sum()));
-        for (key, value) in stats.into_iter().chain(pulls) {
+        // Pulls spent (source manifest GETs) and jobs deferred for a pull budget, when any
+        // source registry was asked.
+        let budgets = tally.pulls();
+        let pulls = (!budgets.is_empty()).then(|| {
+            [
+                ("ferry.pulls", budgets.iter().map(|p| p.pulls).sum()),
+                ("ferry.deferred", budgets.iter().map(|p| p.deferred).sum()),
+            ]
+        });
+        for (key, value) in stats.into_iter().chain(pulls.into_iter().flatten()) {
             writeln!(
                 self.out,
                 "##teamcity[buildStatisticValue key='{key}' value='{value}']"
+            )?;
+        }
+        // `… pull budget below the floor: 7 images deferred`, as the other formats say it.
+        for line in tally.deferrals() {
+            writeln!(
+                self.out,
+                "##teamcity[message text='{}' status='WARNING']",
+                escape(&line)
             )?;
         }
         self.out.flush()

@@ -254,7 +254,11 @@ fn pulls_spent_and_deferrals_are_in_every_summary() {
         .expect("teamcity");
     let teamcity = String::from_utf8(teamcity).expect("utf-8");
     assert!(
-        teamcity.contains("key='ferry.pulls' value='9'"),
+        teamcity.contains("key='ferry.pulls' value='9'")
+            && teamcity.contains("key='ferry.deferred' value='3'")
+            && teamcity.contains(&format!(
+                "##teamcity[message text='{deferral}' status='WARNING']"
+            )),
         "{teamcity}"
     );
 
@@ -265,4 +269,13 @@ fn pulls_spent_and_deferrals_are_in_every_summary() {
     let summary = String::from_utf8(summary).expect("utf-8");
     assert!(summary.contains("| docker.io | 7 | 9 | 3 |"), "{summary}");
     assert!(summary.contains(deferral), "{summary}");
+    tally.set_pulls(vec![PullBudget {
+        registry: "docker.io".into(),
+        deferred: 1,
+        ..PullBudget::default()
+    }]);
+    assert_eq!(
+        tally.deferrals(),
+        ["Docker Hub pull budget below the floor: 1 image deferred"]
+    );
 }

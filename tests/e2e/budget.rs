@@ -282,9 +282,10 @@ async fn below_the_rate_floor_the_rest_is_deferred_with_a_line_each() {
             deferred[0]
         );
         let summary = format!(
-            "registry {} pull budget below the floor: {} images deferred",
+            "registry {} pull budget below the floor: {} image{} deferred",
             front.host(),
-            deferred.len()
+            deferred.len(),
+            if deferred.len() == 1 { "" } else { "s" }
         );
         assert!(out.contains(&summary), "{transport}: {summary}\n{out}");
         assert!(
@@ -355,4 +356,80 @@ async fn below_the_rate_floor_the_rest_is_deferred_with_a_line_each() {
             "{out}"
         );
     }
+}
+
+/// Registry transport, behind the budget front: one source to two targets is pulled once
+/// (an image: 1 GET, an index of 2 Linux platforms: 3 GETs, whatever the targets), and an
+/// index whose platforms would take the budget below the floor is deferred before its copy.
+#[tokio::test]
+async fn a_source_for_two_targets_is_one_pull_and_an_index_keeps_the_floor() {
+    let src = Registry::anonymous();
+    let dst = Registry::anonymous();
+    let repo = format!("team/{}", unique("twice"));
+    Fixture::image(&src, &repo, "1").tiny().push().await;
+    let multi = Fixture::index(&src, &format!("{repo}-multi"), "1", MediaKind::Docker)
+        .layer_text("twice")
+        .push()
+        .await;
+    let front = BudgetFront::start(&src, 100);
+    let host = front.host();
+    let images = format!(
+        "\"{host}/{repo}:1\": [{d}/a/app, {d}/b/app]\n\"{host}/{repo}-multi:1\": [{d}/a/multi, {d}/b/multi]\n",
+        d = dst.host()
+    );
+    let dir = project(&[("config/images.yaml", &images)]);
+    let args = ["sync", "--transport", "registry", "--report", "report.json"];
+    let first = ferry(dir.path(), &args, &[]);
+    let out = text(&first.stdout);
+    assert!(first.status.success(), "{out}{}", text(&first.stderr));
+    let copied = out
+        .lines()
+        .filter(|l| l.starts_with("copied ") && l.contains(" -> "))
+        .count();
+    assert_eq!(copied, 4, "{out}");
+    // Before: every target paid for its own reads (8 GETs).
+    assert_eq!(front.gets.load(Ordering::SeqCst), 4, "{out}");
+    assert_eq!(spent(&report(dir.path()), &host).0, 4, "{out}");
+
+    // 11 left, floor 10: the index's GET leaves 10, its 2 platforms would leave 8.
+    let front = BudgetFront::start(&src, 11);
+    let images = format!(
+        "\"{}/{}:1\": {}/c/multi\n",
+        front.host(),
+        multi.repo,
+        dst.host()
+    );
+    let dir = project(&[("config/images.yaml", &images)]);
+    let deferred = ferry(dir.path(), &args, &[]);
+    let out = text(&deferred.stdout);
+    assert_eq!(deferred.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains(
+            "pull budget too low for the 2 platform manifests of this index \
+             (remaining 10, rate_floor 10): deferred"
+        ),
+        "{out}"
+    );
+    assert_eq!(front.gets.load(Ordering::SeqCst), 1, "the index's GET only");
+    assert_eq!(
+        front.remaining.load(Ordering::SeqCst),
+        10,
+        "the floor holds"
+    );
+
+    // `plan` decides as sync does: a copy's manifest GET is a pull, and it says so.
+    let front = BudgetFront::start(&src, 100);
+    let images = format!("\"{}/{repo}:1\": {}/d/app\n", front.host(), dst.host());
+    let dir = project(&[("config/images.yaml", &images)]);
+    let plan = ferry(dir.path(), &["plan", "--transport", "registry"], &[]);
+    let said = text(&plan.stderr);
+    assert!(plan.status.success(), "{said}");
+    assert_eq!(front.gets.load(Ordering::SeqCst), 1, "{said}");
+    assert!(
+        said.contains(&format!(
+            "this plan spent 1 pull(s) on registry {}",
+            front.host()
+        )),
+        "{said}"
+    );
 }

@@ -5,6 +5,7 @@ use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::*;
+use crate::credentials::Side;
 use crate::registry::manifest::OCI_MANIFEST;
 use crate::registry::{MountOutcome, RegistryError};
 
@@ -53,7 +54,8 @@ async fn bearer_flow_asks_for_the_scope_with_basic_credentials() {
         .mount(&server)
         .await;
     manifest_for_bearer(&server, TOKEN_1, 2).await;
-    let client = client(&server, true);
+    // Target side: the source side pulls a reference once a run, and this reads it twice.
+    let client = client(&server, true).for_side(Side::Target);
     for _ in 0..2 {
         let manifest = client
             .get_manifest(&reference(&server, "team/app:v1"))
@@ -83,7 +85,9 @@ async fn mount_asks_one_token_for_both_repositories() {
             "authorization",
             format!("Bearer {TOKEN_1}").as_str(),
         ))
-        .respond_with(ResponseTemplate::new(201))
+        .respond_with(
+            ResponseTemplate::new(201).insert_header("Docker-Content-Digest", digest.as_str()),
+        )
         .expect(1)
         .mount(&server)
         .await;
@@ -163,7 +167,8 @@ async fn expiring_token_registry(second_rejected: bool) -> MockServer {
 #[tokio::test]
 async fn expired_token_is_renewed_once() {
     let server = expiring_token_registry(false).await;
-    let client = client(&server, true);
+    // Target side: the source side pulls a reference once a run.
+    let client = client(&server, true).for_side(Side::Target);
     let r = reference(&server, "team/app:v1");
     client.get_manifest(&r).await.expect("first token");
     client.get_manifest(&r).await.expect("renewed token");
@@ -176,7 +181,8 @@ async fn expired_token_is_renewed_once() {
 
 pub(super) async fn unauthorized_after_fresh_token() -> (RegistryError, MockServer) {
     let server = expiring_token_registry(true).await;
-    let client = client(&server, true);
+    // Target side: the source side pulls a reference once a run.
+    let client = client(&server, true).for_side(Side::Target);
     let r = reference(&server, "team/app:v1");
     client.get_manifest(&r).await.expect("first token");
     let err = client
@@ -261,7 +267,11 @@ pub(super) async fn token_service_refuses() -> RegistryError {
 async fn token_refusal_is_final() {
     let err = token_service_refuses().await;
     assert!(!err.is_retryable());
-    assert!(err.to_string().contains("token service"), "{err}");
+    // Named with its port: labs run several token services on one host.
+    assert!(
+        err.to_string().contains("token service 127.0.0.1:"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

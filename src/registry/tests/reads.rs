@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use wiremock::matchers::{method, path, query_param};
+use wiremock::matchers::{method, path, path_regex, query_param};
 use wiremock::{Mock, ResponseTemplate};
 
 use super::*;
@@ -244,4 +244,40 @@ async fn manifest_head_and_put() {
     assert_eq!(put, digest);
     let put_request = &received(&server, "/v2/team/app/manifests/v2").await[0];
     assert_eq!(put_request.body, body);
+}
+
+/// A registry answering a bare 429 to everything (an abuse limit): each request of each job
+/// would otherwise make its own attempts; after 10 in a row the run asks it nothing more,
+/// and an answer of another kind resets the count.
+#[tokio::test]
+async fn a_registry_that_only_answers_429_is_left_alone_after_ten_in_a_row() {
+    let server = open_registry().await;
+    Mock::given(method("HEAD"))
+        .and(path_regex("^/v2/team/app/manifests/"))
+        .respond_with(ResponseTemplate::new(429))
+        .mount(&server)
+        .await;
+    let client = client(&server, false);
+    let mut errors = Vec::new();
+    for tag in ["1", "2", "3", "4", "5", "6"] {
+        let head = client
+            .head_manifest(&reference(&server, &format!("team/app:{tag}")))
+            .await;
+        errors.push(head.expect_err("429").to_string());
+    }
+    let asked = server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.method.as_str() == "HEAD")
+        .count();
+    // 4 attempts per request (the test policy): 4 + 4 + 2, then nothing.
+    assert_eq!(asked, 10, "{errors:#?}");
+    assert!(
+        errors[3].contains("HTTP 429") && errors[3].contains("not asked again in this run"),
+        "{}",
+        errors[3]
+    );
+    assert!(!errors[0].contains("not asked again"), "{}", errors[0]);
 }

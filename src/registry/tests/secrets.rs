@@ -65,6 +65,44 @@ async fn failing_credential_helper(server: &MockServer) -> RegistryError {
         .expect_err("a failing helper is an error, not anonymous access")
 }
 
+/// A hostile registry echoes the password it was sent in its error messages: a 403 and a
+/// 401 on the registry (Basic auth), and the token service's refusal.
+async fn registries_echoing_the_password() -> Vec<RegistryError> {
+    let echo = format!("denied for {USER}:{PASSWORD} (x{PASSWORD}x)");
+    let basic = basic_registry().await;
+    Mock::given(method("GET"))
+        .and(path("/v2/team/app/manifests/v1"))
+        .respond_with(ResponseTemplate::new(403).set_body_json(envelope("DENIED", &echo)))
+        .mount(&basic)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v2/team/app/tags/list"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(envelope("UNAUTHORIZED", &echo)))
+        .mount(&basic)
+        .await;
+    let r = reference(&basic, "team/app:v1");
+    let denied = client(&basic, true).get_manifest(&r).await;
+    let refused = client(&basic, true).list_tags(&r, None).await;
+    let bearer = bearer_registry().await;
+    Mock::given(method("GET"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(envelope(PASSWORD, &echo)))
+        .mount(&bearer)
+        .await;
+    let token = client(&bearer, true)
+        .list_tags(&reference(&bearer, "team/app"), None)
+        .await;
+    let errors = vec![
+        denied.expect_err("403"),
+        refused.expect_err("401"),
+        token.expect_err("token refused"),
+    ];
+    for error in &errors {
+        assert!(error.to_string().contains("<redacted>"), "{error}");
+    }
+    errors
+}
+
 #[tokio::test]
 async fn no_error_or_debug_output_shows_a_secret() {
     let mut errors: Vec<RegistryError> = Vec::new();
@@ -77,6 +115,7 @@ async fn no_error_or_debug_output_shows_a_secret() {
     errors.push(blobs::blob_with_wrong_bytes().await.0);
     errors.push(rate_limited_for_an_hour().await);
     errors.push(connection_refused().await);
+    errors.extend(registries_echoing_the_password().await);
     let basic = basic_registry().await;
     let helper_error = failing_credential_helper(&basic).await;
     assert!(
