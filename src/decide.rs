@@ -189,6 +189,8 @@ impl Decider {
         let key = state_key(job, self.writes);
         let mut why = CopyReason::New;
         let mut at_target = None;
+        // The source's media type, when its HEAD said it (an index or a platform image).
+        let mut source_type = None;
         if self.force {
             why = CopyReason::Forced;
         } else {
@@ -223,7 +225,10 @@ impl Decider {
                 Err(error) => why = CopyReason::Unchecked(error.to_string()),
             }
             let source_digest = match self.source.head_manifest(&job.source).await {
-                Ok(Some(head)) => head.digest,
+                Ok(Some(head)) => {
+                    source_type = head.media_type;
+                    head.digest
+                }
                 Ok(None) => return Action::Fail(format!("{}: not found", job.source)),
                 Err(error) => return Action::Fail(error.to_string()),
             };
@@ -234,15 +239,16 @@ impl Decider {
             }
         }
         // The GET is a pull on Docker Hub (unless this run pulled it already, for another
-        // target): below the floor, it waits for another run.
-        let taken = match self.source.has_pulled(&job.source) {
-            true => Ok(()),
-            false => self.source.take_pull(&job.source),
-        };
-        if let Err((remaining, floor)) = taken {
+        // target); through the daemon, a platform image is pulled again by digest (the
+        // daemon's own GET; an index's platforms are taken below). Below the floor, the
+        // job waits for another run.
+        let daemon_pull = self.writes == Writes::DaemonPush
+            && !source_type.as_deref().is_some_and(manifest::is_index);
+        let pulls = u64::from(!self.source.has_pulled(&job.source)) + u64::from(daemon_pull);
+        if let Err((remaining, floor)) = self.source.take_pulls(&job.source, pulls) {
             self.source.count_deferred(&job.source);
             let registry = job.source.registry();
-            return Action::Fail(PullBudget::deferral(registry, remaining, floor));
+            return Action::Fail(PullBudget::deferral(registry, remaining, floor, pulls));
         }
         let manifest = match self.source.get_manifest(&job.source).await {
             Ok(manifest) => manifest,

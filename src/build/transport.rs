@@ -130,6 +130,7 @@ impl<D: DockerApi> BuildTransport<D> {
         let pulled = pull_image(
             &self.docker,
             self.state.as_deref(),
+            None,
             &pinned,
             None,
             pull_auth.as_ref(),

@@ -84,12 +84,18 @@ impl PullBudget {
         }
     }
 
-    /// Why a job of `registry` is deferred: its budget below the floor, or spent.
-    pub fn deferral(registry: &str, remaining: u64, floor: u64) -> String {
+    /// Why a job of `registry` that needed `pulls` pulls is deferred: its budget below the
+    /// floor, without room for those pulls above it, or spent.
+    pub fn deferral(registry: &str, remaining: u64, floor: u64, pulls: u64) -> String {
         let who = PullBudget::display_name(registry);
         if remaining < floor {
             let numbers = format!("remaining {remaining} < rate_floor {floor}");
             format!("{who} pull budget below the floor ({numbers}): deferred")
+        } else if remaining > 0 {
+            format!(
+                "{who} pull budget too low for the {pulls} pulls of this copy \
+                 (remaining {remaining}, rate_floor {floor}): deferred"
+            )
         } else {
             format!("{who} pull budget spent (remaining {remaining}): deferred")
         }
@@ -275,12 +281,17 @@ mod tests {
     #[test]
     fn deferral_lines_name_docker_hub() {
         assert_eq!(
-            PullBudget::deferral("docker.io", 9, 10),
+            PullBudget::deferral("docker.io", 9, 10, 1),
             "Docker Hub pull budget below the floor (remaining 9 < rate_floor 10): deferred"
         );
         assert_eq!(
-            PullBudget::deferral("ghcr.io", 0, 0),
+            PullBudget::deferral("ghcr.io", 0, 0, 1),
             "registry ghcr.io pull budget spent (remaining 0): deferred"
+        );
+        assert_eq!(
+            PullBudget::deferral("docker.io", 10, 10, 2),
+            "Docker Hub pull budget too low for the 2 pulls of this copy (remaining 10, \
+             rate_floor 10): deferred"
         );
     }
 }

@@ -175,6 +175,7 @@ impl<D: DockerApi> DockerTransport<D> {
         pull_image(
             &self.docker,
             Some(&self.state),
+            Some(&self.source),
             image,
             platform,
             auth,
@@ -239,10 +240,13 @@ pub(crate) async fn registry_auth(
 
 /// Pulls `image` with retries, unless it is pinned by digest and the daemon already holds
 /// it (exactly these bytes). Images ferry pulled are recorded in `state` as layer cache,
-/// never images someone else pulled. Returns the bytes downloaded.
+/// never images someone else pulled. A pull the daemon makes from `source` (its manifest
+/// GET by digest: a pull on Docker Hub) is counted in that client's pulls spent. Returns
+/// the bytes downloaded.
 pub(crate) async fn pull_image<D: DockerApi>(
     docker: &D,
     state: Option<&State>,
+    source: Option<&RegistryClient>,
     image: &Reference,
     platform: Option<&Platform>,
     auth: Option<&RegistryAuth>,
@@ -258,6 +262,9 @@ pub(crate) async fn pull_image<D: DockerApi>(
         }
     }
     let sink = LayerSink::new(events);
+    if let Some(source) = source {
+        source.count_pull(image);
+    }
     let pulled = retry(|| docker.pull(image, platform, auth, &sink)).await?;
     if let Some(state) = state {
         if let Some(info) = docker.inspect(&key).await? {

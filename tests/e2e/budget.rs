@@ -89,10 +89,11 @@ async fn pulls_spent_is_the_sources_count_of_manifest_gets_and_a_no_op_spends_no
             // image copied (2 + 2 Linux children) plus one per index.
             "registry" => assert_eq!((pulls, logged), (5, 5), "{transport}: {out}"),
             // ferry's own GETs, one per tag (the daemon reads the children itself), and
-            // the daemon pulls the images again by digest: the source saw more.
+            // the daemon's pulls by digest (2 images, 2 children), counted when ferry asks
+            // for them: an upper bound, as the daemon may find a manifest it already has.
             _ => assert!(
-                pulls == 3 && logged > pulls,
-                "{transport}: {pulls} of {logged}"
+                pulls == 7 && (5..=7).contains(&logged),
+                "{transport}: {pulls} counted, {logged} in the log: {out}"
             ),
         }
         assert_eq!((remaining, deferred), (None, 0), "no budget announced");
@@ -274,13 +275,13 @@ async fn below_the_rate_floor_the_rest_is_deferred_with_a_line_each() {
         let left = front.remaining.load(Ordering::SeqCst);
         assert_eq!(copied + deferred.len(), tags.len(), "{transport}: {out}");
         assert!(copied >= 1 && !deferred.is_empty(), "{transport}: {out}");
-        assert!(
-            deferred[0].contains(&format!(
-                "pull budget below the floor (remaining {left} < rate_floor 10)"
-            )),
-            "{transport}: {}",
-            deferred[0]
-        );
+        // Through the daemon a copy takes two pulls (ferry's GET and the daemon's):
+        // the budget is kept at the floor rather than one below it.
+        let why = match transport {
+            "registry" => format!("pull budget below the floor (remaining {left} < rate_floor 10)"),
+            _ => format!("too low for the 2 pulls of this copy (remaining {left}, rate_floor 10)"),
+        };
+        assert!(deferred[0].contains(&why), "{transport}: {}", deferred[0]);
         let summary = format!(
             "registry {} pull budget below the floor: {} image{} deferred",
             front.host(),
@@ -289,7 +290,7 @@ async fn below_the_rate_floor_the_rest_is_deferred_with_a_line_each() {
         );
         assert!(out.contains(&summary), "{transport}: {summary}\n{out}");
         assert!(
-            (8..10).contains(&left),
+            (8..=10).contains(&left),
             "{transport}: stopped at the floor: {left}"
         );
         let (pulls, remaining, count) = spent(&report(dir.path()), &front.host());
@@ -298,10 +299,10 @@ async fn below_the_rate_floor_the_rest_is_deferred_with_a_line_each() {
             // One manifest GET per single-platform image copied, all ferry's.
             "registry" => assert_eq!(pulls, copied as u64, "{out}"),
             // ferry's GET, then the daemon's pull of the same image by digest: two pulls
-            // spent per image, one of them counted.
+            // spent per image, both counted.
             _ => assert_eq!(
                 (pulls, front.gets.load(Ordering::SeqCst)),
-                (copied as u64, 2 * copied as u64),
+                (2 * copied as u64, 2 * copied as u64),
                 "{out}"
             ),
         }
@@ -350,9 +351,10 @@ async fn below_the_rate_floor_the_rest_is_deferred_with_a_line_each() {
             "{transport}: {out}"
         );
         let (pulls, _, deferred) = spent(&report(dir.path()), &front.host());
+        let per_copy = if transport == "registry" { 1 } else { 2 };
         assert_eq!(
             (pulls, deferred),
-            (tags.len() as u64 - copied as u64, 0),
+            (per_copy * (tags.len() as u64 - copied as u64), 0),
             "{out}"
         );
     }
