@@ -313,7 +313,8 @@ impl RegistryTransport {
     /// One big blob GET -> PUT on the fly: the download feeds the verified cache and, a few
     /// chunks behind at most, the upload (whose last chunk only arrives once the digest
     /// checked out). When the streamed upload fails but the download completed, the blob
-    /// is uploaded again from the cache (a stream is never replayed).
+    /// is uploaded again from the cache (a stream is never replayed); so is a blob another
+    /// job was fetching into the cache meanwhile.
     async fn stream_blob(
         &self,
         job: &Job,
@@ -331,19 +332,30 @@ impl RegistryTransport {
                 .await?;
             Ok::<_, RegistryError>(tee(stream, sender))
         });
-        let body = BlobSource::Stream {
-            body: SpentOnce::new(receiver.boxed()),
-            len: blob.size,
+        // The upload starts with the first byte: when another job holds the cache's turn
+        // for this blob, the fetch is never called (the cache has the blob once it is its
+        // turn) and nothing is streamed; no session is opened for a body that never comes.
+        let upload = async move {
+            let mut body = receiver.peekable();
+            if std::pin::Pin::new(&mut body).peek().await.is_none() {
+                return (session, None);
+            }
+            let body = BlobSource::Stream {
+                body: SpentOnce::new(body.boxed()),
+                len: blob.size,
+            };
+            let sent = self
+                .target
+                .upload_blob(target, &blob.digest, &body, session)
+                .await;
+            (None, Some(sent))
         };
-        let upload = self
-            .target
-            .upload_blob(target, &blob.digest, &body, session);
-        let (fetched, uploaded) = futures::join!(fetch, upload);
+        let (fetched, (unused, uploaded)) = futures::join!(fetch, upload);
         let (path, _) = fetched?;
         check_cached_size(&path, blob).await?;
-        if uploaded.is_err() {
+        if !matches!(uploaded, Some(Ok(()))) {
             self.target
-                .upload_blob(target, &blob.digest, &BlobSource::File(path), None)
+                .upload_blob(target, &blob.digest, &BlobSource::File(path), unused)
                 .await?;
         }
         Ok(())

@@ -378,3 +378,68 @@ async fn a_streamed_blob_that_fails_its_digest_leaves_no_manifest() {
     let cached = setup._dir.path().join("blobs/sha256").join(&layer[7..]);
     assert!(!cached.exists(), "a wrong blob is never cached");
 }
+
+#[tokio::test]
+async fn a_blob_another_job_is_streaming_is_uploaded_from_the_cache_without_a_spare_session() {
+    // Two jobs copy one image to two target registries at once, both streaming; a slow
+    // source keeps the first job's download (which holds the cache's turn for the blob)
+    // open while the second reaches its own stream. The second must wait and upload from
+    // the cache: no upload session opened for a body that never comes, no PUT cut short.
+    let mut setup = Setup::new().await;
+    setup.transport = setup.transport.clone().stream_above(1);
+    let other = FakeRegistry::start().await;
+    other.accept_pushes().await;
+    let image = TestImage::new("linux/amd64", &["one big layer"]);
+    let layer = image.layer(0);
+    // Mounted first: among answers of one priority, wiremock takes the earliest.
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .and(wiremock::matchers::path(format!(
+            "/v2/team/app/blobs/{layer}"
+        )))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200)
+                .set_body_bytes(image.layers[0].to_vec())
+                .set_delay(Duration::from_millis(400)),
+        )
+        .with_priority(1)
+        .mount(setup.src.server())
+        .await;
+    setup.src.serve_image("team/app", "1", &image).await;
+    let first = setup.job("app");
+    let second = job(
+        setup.src.reference("team/app:1"),
+        other.reference("mirror/app:1"),
+    );
+    let (a, b) = tokio::join!(setup.copy(&first), setup.copy(&second));
+    for outcome in [&a, &b] {
+        assert!(
+            matches!(outcome, Outcome::Copied { digest, .. } if *digest == image.digest),
+            "{outcome:?}"
+        );
+    }
+    for target in [&setup.dst, &other] {
+        let writes = target.writes().await;
+        let sessions = count(&writes, |line| {
+            line.starts_with("POST ") && line.ends_with("/blobs/uploads/")
+        });
+        assert_eq!(
+            sessions, 2,
+            "config and layer, one session each: {writes:#?}"
+        );
+        assert_eq!(
+            blob_bodies(target, &layer).await,
+            [image.layers[0].to_vec()],
+            "{writes:#?}"
+        );
+    }
+    let fetches = setup
+        .src
+        .server()
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.method.as_str() == "GET" && r.url.path().ends_with(&layer))
+        .count();
+    assert_eq!(fetches, 1, "the layer is downloaded once");
+}
