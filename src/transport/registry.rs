@@ -353,6 +353,9 @@ impl RegistryTransport {
         let (fetched, (unused, uploaded)) = futures::join!(fetch, upload);
         let (path, _) = fetched?;
         check_cached_size(&path, blob).await?;
+        if let Some(Err(error)) = &uploaded {
+            tracing::debug!(%error, "streamed upload of {} failed: from the cache", blob.digest);
+        }
         if !matches!(uploaded, Some(Ok(()))) {
             self.target
                 .upload_blob(target, &blob.digest, &BlobSource::File(path), unused)
