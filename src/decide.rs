@@ -158,6 +158,9 @@ pub struct Decider {
     state: Arc<State>,
     writes: Writes,
     force: bool,
+    /// Sources whose daemon pull a decision has taken from the budget already: the daemon
+    /// holds an image once, whatever the number of targets.
+    daemon_pulls: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl Decider {
@@ -176,6 +179,7 @@ impl Decider {
             state,
             writes,
             force,
+            daemon_pulls: Default::default(),
         }
     }
 
@@ -243,9 +247,16 @@ impl Decider {
         // daemon's own GET; an index's platforms are taken below). Below the floor, the
         // job waits for another run.
         let daemon_pull = self.writes == Writes::DaemonPush
-            && !source_type.as_deref().is_some_and(manifest::is_index);
+            && !source_type.as_deref().is_some_and(manifest::is_index)
+            && !self.daemon_pulled(&job.source.to_string());
         let pulls = u64::from(!self.source.has_pulled(&job.source)) + u64::from(daemon_pull);
-        if let Err((remaining, floor)) = self.source.take_pulls(&job.source, pulls) {
+        let taken = self.source.take_pulls(&job.source, pulls);
+        if taken.is_ok() && daemon_pull {
+            if let Ok(mut pulled) = self.daemon_pulls.lock() {
+                pulled.insert(job.source.to_string());
+            }
+        }
+        if let Err((remaining, floor)) = taken {
             self.source.count_deferred(&job.source);
             let registry = job.source.registry();
             return Action::Fail(PullBudget::deferral(registry, remaining, floor, pulls));
@@ -293,6 +304,13 @@ impl Decider {
             return Action::Skip(SkipReason::Unchanged);
         }
         Action::Copy { why, source }
+    }
+
+    /// True when a decision of this run took the daemon's pull of `source` already.
+    fn daemon_pulled(&self, source: &str) -> bool {
+        self.daemon_pulls
+            .lock()
+            .is_ok_and(|pulled| pulled.contains(source))
     }
 
     /// What each source registry cost so far, and its budget (see [`PullBudget`]).

@@ -404,14 +404,7 @@ impl Repo {
         if !matches!(self.credentials().await, Ok(Some(_))) {
             return self.unauthorized(response).await;
         }
-        let body = read_capped(response, MAX_ERROR_BODY).await;
-        let detail = self
-            .envelope(&body)
-            .await
-            .first()
-            .map(|e| e.message.clone())
-            .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| "unauthorized".into());
+        let detail = self.first_message(response, "unauthorized").await;
         self.error(ErrorKind::NoAccess {
             place: format!(
                 "{}/{}",
@@ -424,15 +417,21 @@ impl Repo {
     }
 
     async fn unauthorized(&self, response: Response) -> RegistryError {
-        let body = read_capped(response, MAX_ERROR_BODY).await;
         let detail = self
-            .envelope(&body)
+            .first_message(response, "authentication required")
+            .await;
+        self.error(ErrorKind::Unauthorized(detail))
+    }
+
+    /// The first message of an error answer's envelope, or `otherwise`.
+    async fn first_message(&self, response: Response, otherwise: &str) -> String {
+        let body = read_capped(response, MAX_ERROR_BODY).await;
+        self.envelope(&body)
             .await
             .first()
             .map(|e| e.message.clone())
             .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| "authentication required".into());
-        self.error(ErrorKind::Unauthorized(detail))
+            .unwrap_or_else(|| otherwise.into())
     }
 }
 
