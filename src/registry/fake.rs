@@ -287,12 +287,12 @@ impl FakeRegistry {
             .mount(&self.server)
             .await;
         Mock::given(method("PATCH"))
-            .and(path_regex("^/v2/.+/blobs/uploads/session-[0-9]+$"))
+            .and(path_regex("^/v2/.+/blobs/uploads/session$"))
             .respond_with(ContinueSession)
             .mount(&self.server)
             .await;
         Mock::given(method("PUT"))
-            .and(path_regex("^/v2/.+/blobs/uploads/session-[0-9]+$"))
+            .and(path_regex("^/v2/.+/blobs/uploads/session$"))
             .respond_with(ResponseTemplate::new(201))
             .mount(&self.server)
             .await;
@@ -319,7 +319,7 @@ impl FakeRegistry {
         let envelope =
             serde_json::json!({"errors": [{"code": "DENIED", "message": "quota exceeded"}]});
         Mock::given(method("PUT"))
-            .and(path_regex("^/v2/.+/blobs/uploads/session-[0-9]+$"))
+            .and(path_regex("^/v2/.+/blobs/uploads/session$"))
             .and(query_param("digest", digest))
             .respond_with(ResponseTemplate::new(403).set_body_json(envelope))
             .with_priority(OVERRIDE)
@@ -330,7 +330,7 @@ impl FakeRegistry {
     /// Blob uploads finish only after `delay`, so concurrent jobs overlap.
     pub async fn slow_uploads(&self, delay: Duration) {
         Mock::given(method("PUT"))
-            .and(path_regex("^/v2/.+/blobs/uploads/session-[0-9]+$"))
+            .and(path_regex("^/v2/.+/blobs/uploads/session$"))
             .respond_with(ResponseTemplate::new(201).set_delay(delay))
             .with_priority(OVERRIDE + 1)
             .mount(&self.server)
@@ -414,18 +414,14 @@ impl Respond for Budgeted {
 /// `POST …/blobs/uploads/`: 202 with a session `Location` in the same repository.
 struct OpenSession;
 
-/// Numbers the sessions [`OpenSession`] opens: each upload has a path of its own.
-static SESSIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
 impl Respond for OpenSession {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        let n = SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let location = format!("{}session-{n}", request.url.path());
+        let location = format!("{}session", request.url.path());
         ResponseTemplate::new(202).insert_header("Location", location.as_str())
     }
 }
 
-/// `PATCH …/blobs/uploads/session-N`: 202, the same session.
+/// `PATCH …/blobs/uploads/session`: 202, the same session.
 struct ContinueSession;
 
 impl Respond for ContinueSession {

@@ -292,68 +292,49 @@ impl RegistryClient {
 
 /// Sends `stream` as PATCH chunks of `chunk_size` bytes (the last one shorter), each one
 /// request whose answer comes within the idle timeout however slow the link: a single PUT
-/// of a big blob would wait for its answer until the whole body was sent. The next chunk
-/// is gathered while one is sent (at most three in memory), so download and upload still
-/// overlap. The session's `Location` after the last chunk; an error of the stream (a
-/// digest that did not check out) ends the upload before the PUT that would commit it.
+/// of a big blob would wait for its answer until the whole body was sent. The session's
+/// `Location` after the last chunk; an error of the stream (a digest that did not check
+/// out) ends the upload before the PUT that would commit it.
 async fn patch_stream(
     repo: &Repo,
     scopes: &[String],
     mut location: Url,
-    stream: futures::stream::BoxStream<'static, std::io::Result<Bytes>>,
+    mut stream: futures::stream::BoxStream<'static, std::io::Result<Bytes>>,
     chunk_size: u64,
 ) -> Result<Url, RegistryError> {
-    use futures::{SinkExt, StreamExt};
+    use futures::StreamExt;
     let chunk_size = usize::try_from(chunk_size.max(1)).unwrap_or(usize::MAX);
-    let (mut chunks, ready) = futures::channel::mpsc::channel(1);
-    let gather = async move {
-        let mut stream = stream;
-        let mut buffer = bytes::BytesMut::new();
-        let mut done = false;
-        while !done {
-            while !done && buffer.len() < chunk_size {
-                match stream.next().await {
-                    Some(Ok(bytes)) => buffer.extend_from_slice(&bytes),
-                    Some(Err(error)) => {
-                        // The sender is told; if it is gone, so is the upload.
-                        let _ = chunks.send(Err(error)).await;
-                        return;
-                    }
-                    None => done = true,
+    let mut offset: u64 = 0;
+    let mut buffer = bytes::BytesMut::new();
+    let mut done = false;
+    loop {
+        while !done && buffer.len() < chunk_size {
+            match stream.next().await {
+                Some(Ok(bytes)) => buffer.extend_from_slice(&bytes),
+                Some(Err(error)) => {
+                    return Err(repo.error(ErrorKind::Io(format!("streamed blob: {error}"))))
                 }
-            }
-            while buffer.len() >= chunk_size || (done && !buffer.is_empty()) {
-                let chunk = buffer.split_to(buffer.len().min(chunk_size)).freeze();
-                if chunks.send(Ok(chunk)).await.is_err() {
-                    return;
-                }
+                None => done = true,
             }
         }
-    };
-    let send = async {
-        // Owned here: dropped with this future when it fails, which ends the gathering.
-        let mut ready = ready;
-        let mut offset: u64 = 0;
-        while let Some(chunk) = ready.next().await {
-            let chunk = chunk
-                .map_err(|error| repo.error(ErrorKind::Io(format!("streamed blob: {error}"))))?;
-            let range = format!("{}-{}", offset, offset + chunk.len() as u64 - 1);
-            offset += chunk.len() as u64;
-            let call = Call::new(Method::PATCH, location.clone(), scopes.to_vec())
-                .header(CONTENT_TYPE, OCTET_STREAM)
-                .header(CONTENT_RANGE, &range)
-                .payload(Payload::Bytes(chunk));
-            let sent = repo
-                .send_once(&call, |s| {
-                    s == StatusCode::ACCEPTED || s == StatusCode::NO_CONTENT
-                })
-                .await?;
-            location = self::location(repo, &sent.response)?;
+        if buffer.is_empty() {
+            break;
         }
-        Ok(location)
-    };
-    let (_, sent) = futures::join!(gather, send);
-    sent
+        let chunk = buffer.split_to(buffer.len().min(chunk_size)).freeze();
+        let range = format!("{}-{}", offset, offset + chunk.len() as u64 - 1);
+        offset += chunk.len() as u64;
+        let call = Call::new(Method::PATCH, location.clone(), scopes.to_vec())
+            .header(CONTENT_TYPE, OCTET_STREAM)
+            .header(CONTENT_RANGE, &range)
+            .payload(Payload::Bytes(chunk));
+        let sent = repo
+            .send_once(&call, |s| {
+                s == StatusCode::ACCEPTED || s == StatusCode::NO_CONTENT
+            })
+            .await?;
+        location = self::location(repo, &sent.response)?;
+    }
+    Ok(location)
 }
 
 /// Opens an upload session in the repository of `repo`: its `Location`.

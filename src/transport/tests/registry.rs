@@ -303,24 +303,22 @@ async fn blob_bodies(registry: &FakeRegistry, digest: &str) -> Vec<Vec<u8>> {
         .received_requests()
         .await
         .unwrap_or_default();
-    // A PUT's blob: its own body, after the PATCHes of its session (a path of its own).
-    let mut patched: std::collections::HashMap<String, Vec<u8>> = Default::default();
+    // A PUT's blob: its own body, after the PATCHes of its session (the fake's sessions
+    // all share one path; a test streams one blob per registry).
     let mut bodies = Vec::new();
+    let mut patched = Vec::new();
     for r in received {
-        let session = r.url.path().to_owned();
         match r.method.as_str() {
-            "PATCH" => patched
-                .entry(session)
-                .or_default()
-                .extend_from_slice(&r.body),
-            "PUT"
+            "PATCH" => patched.extend_from_slice(&r.body),
+            "PUT" if r.url.query_pairs().any(|(k, _)| k == "digest") => {
+                let mut body = std::mem::take(&mut patched);
+                body.extend_from_slice(&r.body);
                 if r.url
                     .query_pairs()
-                    .any(|(k, v)| k == "digest" && v == digest) =>
-            {
-                let mut body = patched.remove(&session).unwrap_or_default();
-                body.extend_from_slice(&r.body);
-                bodies.push(body);
+                    .any(|(k, v)| k == "digest" && v == digest)
+                {
+                    bodies.push(body);
+                }
             }
             _ => {}
         }
