@@ -286,11 +286,6 @@ impl FakeRegistry {
             .respond_with(OpenSession)
             .mount(&self.server)
             .await;
-        Mock::given(method("PATCH"))
-            .and(path_regex("^/v2/.+/blobs/uploads/session$"))
-            .respond_with(ContinueSession)
-            .mount(&self.server)
-            .await;
         Mock::given(method("PUT"))
             .and(path_regex("^/v2/.+/blobs/uploads/session$"))
             .respond_with(ResponseTemplate::new(201))
@@ -418,15 +413,6 @@ impl Respond for OpenSession {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let location = format!("{}session", request.url.path());
         ResponseTemplate::new(202).insert_header("Location", location.as_str())
-    }
-}
-
-/// `PATCH …/blobs/uploads/session`: 202, the same session.
-struct ContinueSession;
-
-impl Respond for ContinueSession {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        ResponseTemplate::new(202).insert_header("Location", request.url.path())
     }
 }
 

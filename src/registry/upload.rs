@@ -236,14 +236,7 @@ impl RegistryClient {
         };
         let options = &self.inner.options;
         let mut finish = Payload::Empty;
-        if let BlobSource::Stream { body, .. } = source {
-            let Some(stream) = body.take() else {
-                return Err(repo.error(ErrorKind::Protocol(
-                    "a streamed upload body cannot be sent twice".into(),
-                )));
-            };
-            location = patch_stream(repo, &scopes, location, stream, options.chunk_size).await?;
-        } else if len <= options.monolithic_limit {
+        if len <= options.monolithic_limit || matches!(source, BlobSource::Stream { .. }) {
             finish = payload(source, 0, len);
         } else {
             let chunk_size = options.chunk_size.max(1);
@@ -288,53 +281,6 @@ impl RegistryClient {
         }
         Ok(())
     }
-}
-
-/// Sends `stream` as PATCH chunks of `chunk_size` bytes (the last one shorter), each one
-/// request whose answer comes within the idle timeout however slow the link: a single PUT
-/// of a big blob would wait for its answer until the whole body was sent. The session's
-/// `Location` after the last chunk; an error of the stream (a digest that did not check
-/// out) ends the upload before the PUT that would commit it.
-async fn patch_stream(
-    repo: &Repo,
-    scopes: &[String],
-    mut location: Url,
-    mut stream: futures::stream::BoxStream<'static, std::io::Result<Bytes>>,
-    chunk_size: u64,
-) -> Result<Url, RegistryError> {
-    use futures::StreamExt;
-    let chunk_size = usize::try_from(chunk_size.max(1)).unwrap_or(usize::MAX);
-    let mut offset: u64 = 0;
-    let mut buffer = bytes::BytesMut::new();
-    let mut done = false;
-    loop {
-        while !done && buffer.len() < chunk_size {
-            match stream.next().await {
-                Some(Ok(bytes)) => buffer.extend_from_slice(&bytes),
-                Some(Err(error)) => {
-                    return Err(repo.error(ErrorKind::Io(format!("streamed blob: {error}"))))
-                }
-                None => done = true,
-            }
-        }
-        if buffer.is_empty() {
-            break;
-        }
-        let chunk = buffer.split_to(buffer.len().min(chunk_size)).freeze();
-        let range = format!("{}-{}", offset, offset + chunk.len() as u64 - 1);
-        offset += chunk.len() as u64;
-        let call = Call::new(Method::PATCH, location.clone(), scopes.to_vec())
-            .header(CONTENT_TYPE, OCTET_STREAM)
-            .header(CONTENT_RANGE, &range)
-            .payload(Payload::Bytes(chunk));
-        let sent = repo
-            .send_once(&call, |s| {
-                s == StatusCode::ACCEPTED || s == StatusCode::NO_CONTENT
-            })
-            .await?;
-        location = self::location(repo, &sent.response)?;
-    }
-    Ok(location)
 }
 
 /// Opens an upload session in the repository of `repo`: its `Location`.
@@ -398,65 +344,9 @@ mod tests {
     use wiremock::{Mock, ResponseTemplate};
 
     use super::*;
-    use crate::registry::tests::{
-        client, client_with, envelope, open_registry, received, reference,
-    };
+    use crate::registry::tests::{client, envelope, open_registry, received, reference};
 
     const DIGEST: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000001";
-
-    #[tokio::test]
-    async fn a_slow_stream_goes_in_patches_each_answered_within_the_idle_timeout() {
-        // One PUT of the whole stream is answered only once its body is sent: slower than
-        // the idle timeout, it failed with bytes still flowing. Chunks are requests of
-        // their own, each answered at once.
-        let server = open_registry().await;
-        let session = "/v2/team/app/blobs/uploads/s1";
-        Mock::given(method("POST"))
-            .and(path("/v2/team/app/blobs/uploads/"))
-            .respond_with(ResponseTemplate::new(202).insert_header("Location", session))
-            .mount(&server)
-            .await;
-        Mock::given(method("PATCH"))
-            .and(path(session))
-            .respond_with(ResponseTemplate::new(202).insert_header("Location", session))
-            .mount(&server)
-            .await;
-        Mock::given(method("PUT"))
-            .and(path(session))
-            .respond_with(ResponseTemplate::new(201))
-            .mount(&server)
-            .await;
-        let mut options = crate::registry::ClientOptions {
-            chunk_size: 4,
-            ..Default::default()
-        };
-        options.limits.idle_timeout = std::time::Duration::from_millis(300);
-        let pieces = ["abcd", "efgh", "ij"];
-        use futures::StreamExt;
-        let stream = futures::stream::iter(pieces)
-            .then(|piece| async move {
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                Ok(Bytes::from_static(piece.as_bytes()))
-            })
-            .boxed();
-        let body = BlobSource::Stream {
-            body: SpentOnce::new(stream),
-            len: 10,
-        };
-        client_with(&server, false, options)
-            .upload_blob(&reference(&server, "team/app:1"), DIGEST, &body, None)
-            .await
-            .expect("a slow stream is uploaded");
-        let writes = received(&server, session).await;
-        let patches: Vec<&[u8]> = writes
-            .iter()
-            .filter(|r| r.method.as_str() == "PATCH")
-            .map(|r| r.body.as_slice())
-            .collect();
-        assert_eq!(patches, [&b"abcd"[..], b"efgh", b"ij"]);
-        let put = writes.last().expect("the PUT");
-        assert_eq!((put.method.as_str(), put.body.len()), ("PUT", 0));
-    }
 
     #[tokio::test]
     async fn a_refused_mount_opens_a_plain_upload_session() {

@@ -310,7 +310,7 @@ impl RegistryTransport {
         Ok(tokio::fs::try_exists(&path).await.unwrap_or(false))
     }
 
-    /// One big blob GET -> PATCH chunks on the fly: the download feeds the verified cache and, a few
+    /// One big blob GET -> PUT on the fly: the download feeds the verified cache and, a few
     /// chunks behind at most, the upload (whose last chunk only arrives once the digest
     /// checked out). When the streamed upload fails but the download completed, the blob
     /// is uploaded again from the cache (a stream is never replayed); so is a blob another

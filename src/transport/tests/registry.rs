@@ -303,27 +303,16 @@ async fn blob_bodies(registry: &FakeRegistry, digest: &str) -> Vec<Vec<u8>> {
         .received_requests()
         .await
         .unwrap_or_default();
-    // A PUT's blob: its own body, after the PATCHes of its session (the fake's sessions
-    // all share one path; a test streams one blob per registry).
-    let mut bodies = Vec::new();
-    let mut patched = Vec::new();
-    for r in received {
-        match r.method.as_str() {
-            "PATCH" => patched.extend_from_slice(&r.body),
-            "PUT" if r.url.query_pairs().any(|(k, _)| k == "digest") => {
-                let mut body = std::mem::take(&mut patched);
-                body.extend_from_slice(&r.body);
-                if r.url
-                    .query_pairs()
-                    .any(|(k, v)| k == "digest" && v == digest)
-                {
-                    bodies.push(body);
-                }
-            }
-            _ => {}
-        }
-    }
-    bodies
+    received
+        .into_iter()
+        .filter(|r| r.method.as_str() == "PUT")
+        .filter(|r| {
+            r.url
+                .query_pairs()
+                .any(|(k, v)| k == "digest" && v == digest)
+        })
+        .map(|r| r.body)
+        .collect()
 }
 
 #[tokio::test]
