@@ -16,6 +16,12 @@ pub struct ImmutableTags(Regex);
 impl ImmutableTags {
     /// The pattern as a regex; the error is one line for a located config error.
     pub fn new(pattern: &str) -> Result<ImmutableTags, String> {
+        if pattern.trim().is_empty() {
+            return Err(
+                "an empty pattern would make every tag immutable (write '.*' if that is meant)"
+                    .into(),
+            );
+        }
         Regex::new(pattern)
             .map(ImmutableTags)
             .map_err(|e| regex_error(&e))
