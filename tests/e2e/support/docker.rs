@@ -160,21 +160,36 @@ impl Drop for ImageCleanup {
         let registries =
             std::mem::take(&mut *self.registries.lock().unwrap_or_else(|e| e.into_inner()));
         if !registries.is_empty() {
+            // By name, never by id: tests on the shared daemon build identical images
+            // (same id), and a forced removal by id would take another test's tags too.
             let listed = Command::new("docker")
-                .args(["images", "--format", "{{.Repository}} {{.ID}}"])
+                .args([
+                    "images",
+                    "--digests",
+                    "--format",
+                    "{{.Repository}} {{.Tag}} {{.Digest}}",
+                ])
                 .output();
             let listed = listed
                 .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
                 .unwrap_or_default();
             for line in listed.lines() {
-                let Some((repository, id)) = line.split_once(' ') else {
+                let mut fields = line.split(' ');
+                let (Some(repository), Some(tag), Some(digest)) =
+                    (fields.next(), fields.next(), fields.next())
+                else {
                     continue;
                 };
-                if registries
+                if !registries
                     .iter()
                     .any(|host| repository.starts_with(&format!("{host}/")))
                 {
-                    images.push(id.to_owned());
+                    continue;
+                }
+                if tag != "<none>" {
+                    images.push(format!("{repository}:{tag}"));
+                } else if digest != "<none>" {
+                    images.push(format!("{repository}@{digest}"));
                 }
             }
         }
