@@ -17,6 +17,7 @@ pub mod manifest;
 pub mod plan;
 pub mod platform;
 pub mod reference;
+pub mod refusal;
 pub mod registry;
 pub mod report;
 pub mod retry;

@@ -7,6 +7,8 @@ use std::fmt;
 
 use thiserror::Error;
 
+use crate::refusal;
+
 /// The operation that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
@@ -151,7 +153,7 @@ impl DockerError {
         match &self.kind {
             DockerErrorKind::Refused { class, message } => {
                 matches!(class, ErrorClass::RateLimited | ErrorClass::Transient)
-                    && !is_pull_limit(message)
+                    && !refusal::is_pull_limit(message)
             }
             DockerErrorKind::Interrupted(_) => true,
             _ => false,
@@ -206,32 +208,16 @@ impl DockerError {
                 if m.contains("unauthorized to access repository")
                     || m.contains("requested access to the resource is denied") =>
             {
-                Some(format!(
-                    "project missing or no push permission on {repository}"
-                ))
+                Some(refusal::no_access(repository, true))
             }
-            Operation::Push if is_quota(&m) => Some(format!("quota exceeded on {registry}")),
-            Operation::Push if m.contains("immutable") => {
-                Some(format!("tag is immutable on {}", self.subject))
+            Operation::Push if refusal::is_quota(&m) => Some(refusal::quota(registry)),
+            Operation::Push if m.contains("immutable") => Some(refusal::immutable(&self.subject)),
+            Operation::Pull if refusal::is_pull_limit(message) => {
+                Some(refusal::pull_limit(registry))
             }
-            Operation::Pull if is_pull_limit(message) => Some(format!(
-                "pull rate limit reached on {registry} (not retried: it lasts for the rest of the window)"
-            )),
             _ => None,
         }
     }
-}
-
-/// True for Docker Hub's pull limit (429 `toomanyrequests` … `pull rate limit`), which
-/// lasts hours: retrying within a run only spends more of it. The bare abuse 429 is not.
-pub(crate) fn is_pull_limit(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    m.contains("toomanyrequests") && m.contains("pull rate limit")
-}
-
-/// True for Harbor's quota refusal (`… will exceed the configured upper limit …`).
-pub(crate) fn is_quota(lowercase: &str) -> bool {
-    lowercase.contains("exceed the configured upper limit") || lowercase.contains("quota")
 }
 
 /// `host/repository` of `host/repository:tag` (or `@digest`).

@@ -12,6 +12,7 @@ use thiserror::Error;
 
 use super::limits::{seconds, Limit, Limits};
 use crate::credentials::CredentialError;
+use crate::refusal;
 
 /// Error codes the registry means as final: retrying cannot help.
 const PERMANENT_CODES: &[&str] = &[
@@ -78,7 +79,7 @@ pub enum ErrorKind {
     /// Still 401 with a token the token service has just issued: the credentials are good,
     /// but the account cannot see or write this repository (Harbor: the project does not
     /// exist, or the account has no push permission on it).
-    #[error("{} on {place} (UNAUTHORIZED: {detail})", access_cause(*.push))]
+    #[error("{} (UNAUTHORIZED: {detail})", crate::refusal::no_access(place, *push))]
     NoAccess {
         /// `host/repository`.
         place: String,
@@ -252,25 +253,19 @@ impl RegistryError {
             return None;
         };
         let detail = &self.0;
-        let text = |e: &OciError| format!("{} {}", e.code, e.message).to_ascii_lowercase();
-        let says = |needle: &str| errors.iter().any(|e| text(e).contains(needle));
+        let says = |test: fn(&str) -> bool| errors.iter().any(|e| test(&said(e)));
         let place = match &detail.repository {
             Some(repository) => format!("{}/{repository}", detail.registry),
             None => detail.registry.clone(),
         };
         let tag = detail.action.strip_prefix("PUT manifest ");
+        let immutable = |text: &str| text.to_ascii_lowercase().contains("immutable");
         match status {
-            403 if says("exceed the configured upper limit") || says("quota") => {
-                Some(format!("quota exceeded on {}", detail.registry))
-            }
-            412 | 403 if tag.is_some() && (*status == 412 || says("immutable")) => Some(format!(
-                "tag is immutable on {place}:{}",
-                tag.unwrap_or_default()
-            )),
-            429 if self.is_pull_limit() => Some(format!(
-                "pull rate limit reached on {} (not retried: it lasts for the rest of the window)",
-                detail.registry
-            )),
+            403 if says(refusal::is_quota) => Some(refusal::quota(&detail.registry)),
+            412 | 403 if tag.is_some() && (*status == 412 || says(immutable)) => Some(
+                refusal::immutable(&format!("{place}:{}", tag.unwrap_or_default())),
+            ),
+            429 if self.is_pull_limit() => Some(refusal::pull_limit(&detail.registry)),
             _ => None,
         }
     }
@@ -284,10 +279,7 @@ impl RegistryError {
                 status: 429,
                 errors,
                 ..
-            } => errors.iter().any(|e| {
-                let said = format!("{} {}", e.code, e.message).to_ascii_lowercase();
-                said.contains("toomanyrequests") && said.contains("pull rate limit")
-            }),
+            } => errors.iter().any(|e| refusal::is_pull_limit(&said(e))),
             _ => false,
         }
     }
@@ -378,11 +370,9 @@ fn codes_suffix(errors: &[OciError]) -> String {
         .collect()
 }
 
-fn access_cause(push: bool) -> &'static str {
-    match push {
-        true => "project missing or no push permission",
-        false => "repository missing or no pull permission",
-    }
+/// What an error of the envelope says: its code and message.
+fn said(error: &OciError) -> String {
+    format!("{} {}", error.code, error.message)
 }
 
 fn retry_after_suffix(retry_after: &Option<Duration>) -> String {

