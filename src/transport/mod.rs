@@ -53,16 +53,13 @@ impl<'a, T: Transport> Mirror<'a, T> {
 
 impl<T: Transport> Worker for Mirror<'_, T> {
     async fn precheck(&self, job: &Job, _events: &JobEvents) -> Option<Outcome> {
-        match self.decider.decide(job).await {
-            Action::Copy { source, .. } => {
+        match self.decide(job).await {
+            Ok(source) => {
                 let mut decided = self.decided.lock().unwrap_or_else(|p| p.into_inner());
                 decided.insert(job.target.to_string(), source);
                 None
             }
-            Action::Skip(reason) => Some(Outcome::Skipped { reason }),
-            Action::Fail(error) => Some(Outcome::Failed {
-                error: format!("{} -> {}: {error}", job.source, job.target),
-            }),
+            Err(outcome) => Some(outcome),
         }
     }
 
@@ -74,17 +71,25 @@ impl<T: Transport> Worker for Mirror<'_, T> {
         let source = match decided {
             Some(source) => source,
             // Run without its precheck (another runner): decide now.
-            None => match self.decider.decide(job).await {
-                Action::Copy { source, .. } => source,
-                Action::Skip(reason) => return Outcome::Skipped { reason },
-                Action::Fail(error) => {
-                    return Outcome::Failed {
-                        error: format!("{} -> {}: {error}", job.source, job.target),
-                    }
-                }
+            None => match self.decide(job).await {
+                Ok(source) => source,
+                Err(outcome) => return outcome,
             },
         };
         self.transport.copy(job, source, events).await
+    }
+}
+
+impl<T: Transport> Mirror<'_, T> {
+    /// The decision on `job`: the source to copy, or the outcome that ends it here.
+    async fn decide(&self, job: &Job) -> Result<Source, Outcome> {
+        match self.decider.decide(job).await {
+            Action::Copy { source, .. } => Ok(source),
+            Action::Skip(reason) => Err(Outcome::Skipped { reason }),
+            Action::Fail(error) => Err(Outcome::Failed {
+                error: format!("{} -> {}: {error}", job.source, job.target),
+            }),
+        }
     }
 }
 

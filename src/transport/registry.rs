@@ -212,16 +212,29 @@ impl RegistryTransport {
         // before any manifest is written: blobs alone point at nothing).
         if self.mount_candidate(source, target, &blob.digest).is_none() && !self.streams(job, blob)
         {
-            events.layer(&blob.digest, LayerStatus::Downloading, 0, Some(blob.size));
-            let (path, _) = self
-                .cache
-                .get_or_fetch(&blob.digest, || {
-                    self.source.get_blob(source, &blob.digest, Some(blob.size))
-                })
-                .await?;
-            check_cached_size(&path, blob).await?;
+            self.fetch(job, blob, events).await?;
         }
         Ok(false)
+    }
+
+    /// The blob in the verified cache (fetched once, whichever job asks first), with the
+    /// size its manifest declares: its path.
+    async fn fetch(
+        &self,
+        job: &Job,
+        blob: &Blob,
+        events: &JobEvents,
+    ) -> Result<std::path::PathBuf, CopyError> {
+        events.layer(&blob.digest, LayerStatus::Downloading, 0, Some(blob.size));
+        let (path, _) = self
+            .cache
+            .get_or_fetch(&blob.digest, || {
+                self.source
+                    .get_blob(&job.source, &blob.digest, Some(blob.size))
+            })
+            .await?;
+        check_cached_size(&path, blob).await?;
+        Ok(path)
     }
 
     /// Whether the target has the blob already (then with the size its manifest declares:
@@ -277,22 +290,13 @@ impl RegistryTransport {
         }
         if self.streams(job, blob) && !self.cached(&blob.digest).await? {
             self.stream_blob(job, blob, session, events).await?;
-            events.layer(&blob.digest, LayerStatus::Done, blob.size, total);
-            self.remember(target, &blob.digest);
-            return Ok(blob.size);
+        } else {
+            let path = self.fetch(job, blob, events).await?;
+            events.layer(&blob.digest, LayerStatus::Pushing, 0, total);
+            self.target
+                .upload_blob(target, &blob.digest, &BlobSource::File(path), session)
+                .await?;
         }
-        events.layer(&blob.digest, LayerStatus::Downloading, 0, total);
-        let (path, _) = self
-            .cache
-            .get_or_fetch(&blob.digest, || {
-                self.source.get_blob(source, &blob.digest, Some(blob.size))
-            })
-            .await?;
-        check_cached_size(&path, blob).await?;
-        events.layer(&blob.digest, LayerStatus::Pushing, 0, total);
-        self.target
-            .upload_blob(target, &blob.digest, &BlobSource::File(path), session)
-            .await?;
         events.layer(&blob.digest, LayerStatus::Done, blob.size, total);
         self.remember(target, &blob.digest);
         Ok(blob.size)
