@@ -257,9 +257,8 @@ impl Decider {
             }
         }
         if let Err((remaining, floor)) = taken {
-            self.source.count_deferred(&job.source);
             let registry = job.source.registry();
-            return Action::Fail(PullBudget::deferral(registry, remaining, floor, pulls));
+            return self.deferred(job, PullBudget::deferral(registry, remaining, floor, pulls));
         }
         let manifest = match self.source.get_manifest(&job.source).await {
             Ok(manifest) => manifest,
@@ -288,12 +287,14 @@ impl Decider {
                 .filter(|child| !self.source.has_pulled(child))
                 .count();
             if let Err((remaining, floor)) = self.source.take_pulls(&job.source, unread as u64) {
-                self.source.count_deferred(&job.source);
                 let who = PullBudget::display_name(job.source.registry());
-                return Action::Fail(format!(
-                    "{who} pull budget too low for the {unread} platform manifests of this \
-                     index (remaining {remaining}, rate_floor {floor}): deferred"
-                ));
+                return self.deferred(
+                    job,
+                    format!(
+                        "{who} pull budget too low for the {unread} platform manifests of this \
+                         index (remaining {remaining}, rate_floor {floor}): deferred"
+                    ),
+                );
             }
         }
         let source = Source { manifest, content };
@@ -304,6 +305,12 @@ impl Decider {
             return Action::Skip(SkipReason::Unchanged);
         }
         Action::Copy { why, source }
+    }
+
+    /// `job` deferred for its source's pull budget, counted there: the failed line `why`.
+    fn deferred(&self, job: &Job, why: String) -> Action {
+        self.source.count_deferred(&job.source);
+        Action::Fail(why)
     }
 
     /// True when a decision of this run took the daemon's pull of `source` already.

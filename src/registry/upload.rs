@@ -135,9 +135,7 @@ impl RegistryClient {
             // 404: a mount is an optimisation, so the blob is uploaded instead.
             Err(error) if is_refused_mount(&error) => {
                 tracing::debug!(%error, "mount refused: uploading instead");
-                let repo = self.open(target, format!("upload blob {digest}")).await?;
-                let location = start_session(&repo).await?;
-                return Ok(MountOutcome::NotMounted(UploadSession { location }));
+                return self.upload_instead(target, digest).await;
             }
             Err(error) => return Err(error),
         };
@@ -158,6 +156,15 @@ impl RegistryClient {
             return Ok(MountOutcome::Mounted);
         }
         tracing::debug!("mount of {digest} answered 201 without the blob: uploading instead");
+        self.upload_instead(target, digest).await
+    }
+
+    /// A mount that did not happen: a plain upload session for `digest` in `target`.
+    async fn upload_instead(
+        &self,
+        target: &Reference,
+        digest: &str,
+    ) -> Result<MountOutcome, RegistryError> {
         let repo = self.open(target, format!("upload blob {digest}")).await?;
         let location = start_session(&repo).await?;
         Ok(MountOutcome::NotMounted(UploadSession { location }))
