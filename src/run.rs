@@ -88,69 +88,62 @@ pub async fn run_until<W: Worker>(
     let slots = Semaphore::new(options.jobs.max(1));
     let checks = Semaphore::new(options.jobs.max(1) * PRECHECK_FANOUT);
     let (limits, slots, checks) = (&limits, &slots, &checks);
-    let mut results: Vec<(usize, Outcome)> = jobs
-        .iter()
-        .enumerate()
-        .map(|(id, job)| async move {
-            let interrupted = |what: &str| Outcome::Failed {
-                error: format!(
-                    "{} -> {}: {what}: the run was interrupted",
-                    job.source, job.target
-                ),
-            };
-            // Held until the job ends: at most PRECHECK_FANOUT x jobs have started.
-            let _check = checks.acquire().await;
-            if stop.is_cancelled() {
-                return (id, interrupted("not started"));
-            }
-            let job_events = events.job(id);
-            let begun = Instant::now();
-            job_events.send(Event::Started {
-                job: id,
-                source: job.source.to_string(),
-                target: job.target.to_string(),
-            });
-            // A bug in one job (a panic) fails that job; the others go on.
-            let panicked = |panic: Box<dyn std::any::Any + Send>| Outcome::Failed {
-                error: format!(
-                    "{} -> {}: internal error: {}",
-                    job.source,
-                    job.target,
-                    panic_message(panic.as_ref())
-                ),
-            };
-            let work = async {
-                let check = event::scope(job_events.clone(), worker.precheck(job, &job_events));
-                match AssertUnwindSafe(check).catch_unwind().await {
-                    Ok(Some(outcome)) => outcome,
-                    Err(panic) => panicked(panic),
-                    Ok(None) => {
-                        let _target = limits.acquire(job).await;
-                        let _slot = slots.acquire().await;
-                        let work = event::scope(job_events.clone(), worker.work(job, &job_events));
-                        AssertUnwindSafe(work)
-                            .catch_unwind()
-                            .await
-                            .unwrap_or_else(panicked)
-                    }
+    in_job_order(jobs, |id, job| async move {
+        let interrupted = |what: &str| Outcome::Failed {
+            error: format!(
+                "{} -> {}: {what}: the run was interrupted",
+                job.source, job.target
+            ),
+        };
+        // Held until the job ends: at most PRECHECK_FANOUT x jobs have started.
+        let _check = checks.acquire().await;
+        if stop.is_cancelled() {
+            return interrupted("not started");
+        }
+        let job_events = events.job(id);
+        let begun = Instant::now();
+        job_events.send(Event::Started {
+            job: id,
+            source: job.source.to_string(),
+            target: job.target.to_string(),
+        });
+        // A bug in one job (a panic) fails that job; the others go on.
+        let panicked = |panic: Box<dyn std::any::Any + Send>| Outcome::Failed {
+            error: format!(
+                "{} -> {}: internal error: {}",
+                job.source,
+                job.target,
+                panic_message(panic.as_ref())
+            ),
+        };
+        let work = async {
+            let check = event::scope(job_events.clone(), worker.precheck(job, &job_events));
+            match AssertUnwindSafe(check).catch_unwind().await {
+                Ok(Some(outcome)) => outcome,
+                Err(panic) => panicked(panic),
+                Ok(None) => {
+                    let _target = limits.acquire(job).await;
+                    let _slot = slots.acquire().await;
+                    let work = event::scope(job_events.clone(), worker.work(job, &job_events));
+                    AssertUnwindSafe(work)
+                        .catch_unwind()
+                        .await
+                        .unwrap_or_else(panicked)
                 }
-            };
-            let outcome = tokio::select! {
-                finished = work => finished,
-                () = stop.cancelled() => interrupted("stopped"),
-            };
-            job_events.send(Event::Finished {
-                job: id,
-                outcome: outcome.clone(),
-                elapsed: begun.elapsed(),
-            });
-            (id, outcome)
-        })
-        .collect::<futures::stream::FuturesUnordered<_>>()
-        .collect()
-        .await;
-    results.sort_by_key(|(id, _)| *id);
-    results.into_iter().map(|(_, result)| result).collect()
+            }
+        };
+        let outcome = tokio::select! {
+            finished = work => finished,
+            () = stop.cancelled() => interrupted("stopped"),
+        };
+        job_events.send(Event::Finished {
+            job: id,
+            outcome: outcome.clone(),
+            elapsed: begun.elapsed(),
+        });
+        outcome
+    })
+    .await
 }
 
 /// `f` over every job under the run's limits (jobs at once, jobs per target registry);
@@ -165,13 +158,27 @@ where
     let limits = RegistryLimits::new(options);
     let slots = Semaphore::new(options.jobs.max(1));
     let (limits, slots, f) = (&limits, &slots, &f);
+    in_job_order(jobs, |id, job| async move {
+        let _target = limits.acquire(job).await;
+        let _slot = slots.acquire().await;
+        f(id, job).await
+    })
+    .await
+}
+
+/// `f` over every job at once (its own limits decide how many really run); results in job
+/// order.
+async fn in_job_order<'a, T, F, Fut>(jobs: &'a [Job], f: F) -> Vec<T>
+where
+    F: Fn(usize, &'a Job) -> Fut,
+    Fut: Future<Output = T>,
+{
     let mut results: Vec<(usize, T)> = jobs
         .iter()
         .enumerate()
-        .map(|(id, job)| async move {
-            let _target = limits.acquire(job).await;
-            let _slot = slots.acquire().await;
-            (id, f(id, job).await)
+        .map(|(id, job)| {
+            let work = f(id, job);
+            async move { (id, work.await) }
         })
         .collect::<futures::stream::FuturesUnordered<_>>()
         .collect()
